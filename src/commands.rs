@@ -1,0 +1,333 @@
+//! One function per command: parse nothing, decide nothing about exit codes; print results.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{Cli, Command, DemoArgs, IngestCommand, SqlArgs};
+use crate::ingest::{self, KeypointOptions};
+use crate::output::{self, Format, new_table};
+use crate::progress::Progress;
+use crate::store::{self, Store};
+
+/// The process exit code of a failed `xp verify`.
+pub const EXIT_DAMAGED: i32 = 4;
+
+/// Runs one command; returns the exit code for success paths that are not plain 0.
+pub fn run(cli: Cli) -> Result<i32> {
+    let progress = Progress::new(cli.quiet);
+    let root = cli.store.as_path();
+    match cli.command {
+        Command::Init => init(root),
+        Command::Tables(s) => tables(root, &s.snapshot),
+        Command::Log { limit } => log(root, limit),
+        Command::Verify => verify(root, progress),
+        Command::Gc { keep, dry_run } => gc(root, keep, dry_run),
+        Command::Ingest(cmd) => ingest_cmd(root, cmd, progress),
+        Command::Sql(args) => sql(root, args),
+        Command::Schema { table } => schema(table.as_deref()),
+        Command::Demo(args) => demo(root, args, progress),
+    }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+fn init(root: &Path) -> Result<i32> {
+    let (_, created) = Store::init(root)?;
+    if created {
+        println!("created an empty store at {}", root.display());
+    } else {
+        println!("{} already holds a store; nothing changed", root.display());
+    }
+    Ok(0)
+}
+
+fn tables(root: &Path, snapshot: &str) -> Result<i32> {
+    let store = Store::open(root)?;
+    let id = store.resolve_snapshot(snapshot)?;
+    let snap = store.read_snapshot(&id)?;
+    let versions = store.tables_of(&snap)?;
+    let mut t = new_table();
+    t.set_header(["table", "rows", "bytes", "parts", "version"]);
+    for def in crate::schema::stored_tables() {
+        match versions.get(&def.name) {
+            Some(v) => t.add_row([
+                def.name.clone(),
+                v.rows().to_string(),
+                v.bytes().to_string(),
+                v.parts.len().to_string(),
+                short(&snap.tables[&def.name]).to_string(),
+            ]),
+            None => t.add_row([
+                def.name.clone(),
+                "0".into(),
+                "0".into(),
+                "0".into(),
+                "-".into(),
+            ]),
+        };
+    }
+    for col in 1..=3 {
+        if let Some(c) = t.column_mut(col) {
+            c.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    println!("snapshot {id}");
+    println!("{t}");
+    Ok(0)
+}
+
+fn log(root: &Path, limit: Option<usize>) -> Result<i32> {
+    let store = Store::open(root)?;
+    let seqs = store.log_seqs()?;
+    if seqs.is_empty() {
+        println!("no commits yet (the store is empty)");
+        return Ok(0);
+    }
+    let collected = store::gc_collected(&store);
+    let mut t = new_table();
+    t.set_header(["#", "time (UTC)", "snapshot", "operation", "changes"]);
+    for &seq in seqs.iter().rev().take(limit.unwrap_or(usize::MAX)) {
+        let e = store.read_log(seq)?;
+        let changes: Vec<String> = e
+            .changes
+            .iter()
+            .map(|c| {
+                let delta = c.rows_after as i64 - c.rows_before as i64;
+                format!(
+                    "{}: {:+} rows ({} -> {}), {} parts added, {} replaced",
+                    c.table, delta, c.rows_before, c.rows_after, c.parts_added, c.parts_removed
+                )
+            })
+            .collect();
+        let mut snap = short(&e.snapshot).to_string();
+        if collected.contains(&e.snapshot) {
+            snap.push_str(" (collected)");
+        }
+        t.add_row([
+            seq.to_string(),
+            e.time.replace('T', " ").trim_end_matches('Z').to_string(),
+            snap,
+            e.operation.clone(),
+            changes.join("\n"),
+        ]);
+    }
+    println!("{t}");
+    Ok(0)
+}
+
+fn verify(root: &Path, progress: Progress) -> Result<i32> {
+    let store = Store::open(root)?;
+    let parts = std::fs::read_dir(store.parts_dir())?.count() as u64;
+    let bar = progress.bar(parts, "verify", "parts");
+    let report = store::verify(&store, &|_| bar.inc(1))?;
+    bar.finish_and_clear();
+    for p in &report.problems {
+        eprintln!("DAMAGED {p}");
+    }
+    println!(
+        "checked {} files ({} bytes of parts): {}",
+        report.files_checked,
+        report.bytes_checked,
+        if report.ok() {
+            "all good".to_string()
+        } else {
+            format!("{} problems", report.problems.len())
+        }
+    );
+    if report.staging_leftovers > 0 {
+        println!(
+            "note: {} staging folders of interrupted writers remain (harmless; `xp gc` removes them)",
+            report.staging_leftovers
+        );
+    }
+    Ok(if report.ok() { 0 } else { EXIT_DAMAGED })
+}
+
+fn gc(root: &Path, keep: Option<usize>, dry_run: bool) -> Result<i32> {
+    let store = Store::open(root)?;
+    let report = store::gc(&store, keep, dry_run)?;
+    for f in &report.removed_files {
+        println!(
+            "{} {}",
+            if dry_run { "would remove" } else { "removed" },
+            f.display()
+        );
+    }
+    println!(
+        "{} {} files ({} bytes); {} snapshots kept",
+        if dry_run { "would remove" } else { "removed" },
+        report.removed_files.len(),
+        report.removed_bytes,
+        report.kept_snapshots
+    );
+    Ok(0)
+}
+
+fn ingest_cmd(root: &Path, cmd: IngestCommand, progress: Progress) -> Result<i32> {
+    let summary = match cmd {
+        IngestCommand::ImigueLabels { file } => ingest::ingest_labels(root, &file)?,
+        IngestCommand::Openpose { paths, keypoints } => ingest::ingest_openpose(
+            root,
+            &paths,
+            &KeypointOptions {
+                allow_unknown_videos: keypoints.allow_unknown_videos,
+                progress,
+            },
+        )?,
+        IngestCommand::OpenposeTable {
+            files,
+            video,
+            keypoints,
+        } => ingest::ingest_openpose_tables(
+            root,
+            &files,
+            video,
+            &KeypointOptions {
+                allow_unknown_videos: keypoints.allow_unknown_videos,
+                progress,
+            },
+        )?,
+    };
+    println!("{summary}");
+    Ok(0)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the query runtime")
+}
+
+fn sql(root: &Path, args: SqlArgs) -> Result<i32> {
+    let store = Store::open(root)?;
+    let id = store.resolve_snapshot(&args.snapshot.snapshot)?;
+    let rt = runtime()?;
+    let (schema, batches) = rt.block_on(async {
+        let ctx = crate::query::session(&store, &id).await?;
+        crate::query::run(&ctx, &args.query).await
+    })?;
+    match (args.format, &args.output) {
+        (Format::Table, out) => {
+            let width = if out.is_none() && io::stdout().is_terminal() {
+                None // comfy-table measures the terminal itself
+            } else {
+                Some(160)
+            };
+            let text = output::table(&schema, &batches, args.max_rows, width)?;
+            match out {
+                Some(path) => std::fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?,
+                None => print!("{text}"),
+            }
+        }
+        (Format::Parquet, None) if io::stdout().is_terminal() => {
+            bail!("Parquet is binary: give --output FILE (or redirect standard output)")
+        }
+        (format, Some(path)) => {
+            let mut file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            output::write(format, &schema, &batches, &mut file)?;
+            file.flush()?;
+        }
+        (format, None) => {
+            let mut stdout = io::stdout();
+            output::write(format, &schema, &batches, &mut stdout)?;
+            stdout.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+fn schema(table: Option<&str>) -> Result<i32> {
+    let defs: Vec<_> = match table {
+        Some(name) => match crate::schema::all().find(|d| d.name == name) {
+            Some(d) => vec![d],
+            None => bail!(
+                "no table `{name}`; tables: {}",
+                crate::schema::all()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        None => crate::schema::all().collect(),
+    };
+    for def in defs {
+        let layout = match def.layout {
+            crate::schema::Layout::Whole => "stored as one part",
+            crate::schema::Layout::PerVideo => "stored as one part per video",
+            crate::schema::Layout::Builtin => "built into xp, not stored",
+        };
+        println!("{} (key: {}; {layout})", def.name, def.key.join(", "));
+        println!("  {}", def.meaning);
+        let mut t = new_table();
+        t.set_header(["column", "type", "null", "meaning"]);
+        for (field, (_, meaning)) in def.schema.fields().iter().zip(&def.column_meanings) {
+            t.add_row([
+                field.name().clone(),
+                field.data_type().to_string(),
+                if field.is_nullable() { "yes" } else { "no" }.into(),
+                meaning.clone(),
+            ]);
+        }
+        println!("{t}\n");
+    }
+    Ok(0)
+}
+
+fn demo(root: &Path, args: DemoArgs, progress: Progress) -> Result<i32> {
+    let options = crate::demo::DemoOptions {
+        seed: args.seed,
+        videos: args.videos,
+        frame_scale: args.frame_scale,
+        json_videos: args.json_videos,
+    };
+    let total = args.videos.unwrap_or(359) as u64;
+    let bar = progress.bar(total, "demo", "videos");
+    let started = std::time::Instant::now();
+    let summary = crate::demo::generate(&options, &args.out, &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    println!(
+        "wrote SYNTHETIC demo data (seed {}) to {}: {} videos, {} clips, {} keypoint frames \
+         ({} tables, {} JSON folders) in {:.1} s",
+        args.seed,
+        args.out.display(),
+        summary.videos,
+        summary.clips,
+        summary.frames,
+        summary.table_files.len(),
+        summary.json_dirs.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if args.no_ingest {
+        return Ok(0);
+    }
+    let keypoints = KeypointOptions {
+        allow_unknown_videos: false,
+        progress,
+    };
+    println!("{}", ingest::ingest_labels(root, &summary.labels_csv)?);
+    if !summary.table_files.is_empty() {
+        println!(
+            "{}",
+            ingest::ingest_openpose_tables(root, &summary.table_files, None, &keypoints)?
+        );
+    }
+    if !summary.json_dirs.is_empty() {
+        println!(
+            "{}",
+            ingest::ingest_openpose(root, &summary.json_dirs, &keypoints)?
+        );
+    }
+    println!(
+        "store {} now holds the synthetic demo dataset",
+        root.display()
+    );
+    Ok(0)
+}

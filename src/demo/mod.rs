@@ -1,0 +1,255 @@
+//! `xp demo`: a synthetic stand-in for iMiGUE, written in the real source formats (label CSV,
+//! per-video keypoint tables, OpenPose JSON frames) so the whole pipeline can run without the
+//! dataset. It is NOT real data: ids, splits and label balance follow the real dataset, the
+//! rest is a generative model (see plan.rs and skeleton.rs).
+//!
+//! Output is byte-identical for the same options whatever the thread count: every video and
+//! subject has its own RNG derived from (seed, id).
+
+mod classes;
+mod plan;
+mod skeleton;
+mod write;
+
+use anyhow::Context;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+pub struct DemoOptions {
+    pub seed: u64,
+    /// How many of the 359 videos to generate (None = all 359). When fewer, keep the protocol's
+    /// proportions: take train, test and pool videos in proportion, deterministic from the seed.
+    pub videos: Option<usize>,
+    /// Multiplies each synthetic video's natural length (real median ~7,000 frames, mean ~8,400,
+    /// max ~35,000, at 25 fps). Default 0.05 => median ~350 frames. Clip frame numbers in the labels
+    /// refer to the scaled video, so labels and keypoints agree.
+    pub frame_scale: f64,
+    /// How many videos are written as per-frame OpenPose JSON folders instead of per-video tables
+    /// (default 3; the shortest selected videos, ties broken by id).
+    pub json_videos: usize,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            seed: 0,
+            videos: None,
+            frame_scale: 0.05,
+            json_videos: 3,
+        }
+    }
+}
+
+pub struct DemoSummary {
+    pub videos: usize,
+    /// Total keypoint frames written (table rows + JSON files).
+    pub frames: u64,
+    /// Label rows.
+    pub clips: usize,
+    pub labels_csv: PathBuf,
+    /// `keypoints/<video>.csv`, sorted.
+    pub table_files: Vec<PathBuf>,
+    /// `openpose/<video>/`, sorted.
+    pub json_dirs: Vec<PathBuf>,
+}
+
+/// Writes the dataset under `out_dir` (created if missing; existing files of ours are overwritten).
+/// `on_video` is called once per finished video (for a progress bar), with no arguments.
+pub fn generate(
+    opts: &DemoOptions,
+    out_dir: &Path,
+    on_video: &(dyn Fn() + Sync),
+) -> anyhow::Result<DemoSummary> {
+    anyhow::ensure!(
+        opts.frame_scale.is_finite() && opts.frame_scale > 0.0,
+        "frame_scale must be a positive number, got {}",
+        opts.frame_scale
+    );
+    let plan = plan::plan(opts);
+    let json_ids = json_video_ids(&plan, opts.json_videos);
+
+    let kp_dir = out_dir.join("keypoints");
+    let op_dir = out_dir.join("openpose");
+    std::fs::create_dir_all(&kp_dir).with_context(|| format!("creating {}", kp_dir.display()))?;
+    std::fs::create_dir_all(&op_dir).with_context(|| format!("creating {}", op_dir.display()))?;
+    clear_previous(&kp_dir, &op_dir)?;
+
+    let labels_csv = out_dir.join("labels.csv");
+    let clips = write::write_labels(&plan, &labels_csv)
+        .with_context(|| format!("writing {}", labels_csv.display()))?;
+    write::write_file(&out_dir.join("README.txt"), readme(opts, &plan).as_bytes())?;
+
+    let header = write::table_header();
+    let done: Vec<(u64, PathBuf, bool)> = plan
+        .videos
+        .par_iter()
+        .map(|v| {
+            let subject = &plan.subjects[v.subject - 1];
+            let as_json = json_ids.contains(&v.id);
+            let result = if as_json {
+                let dir = op_dir.join(v.id.to_string());
+                write_json_video(opts.seed, v, subject, &dir).map(|n| (n, dir, true))
+            } else {
+                let path = kp_dir.join(format!("{}.csv", v.id));
+                write_table_video(opts.seed, v, subject, &header, &path).map(|n| (n, path, false))
+            };
+            on_video();
+            result.with_context(|| format!("writing video {}", v.id))
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    let frames = done.iter().map(|d| d.0).sum();
+    let mut table_files = Vec::new();
+    let mut json_dirs = Vec::new();
+    for (_, path, json) in done {
+        if json {
+            json_dirs.push(path);
+        } else {
+            table_files.push(path);
+        }
+    }
+    table_files.sort();
+    json_dirs.sort();
+    Ok(DemoSummary {
+        videos: plan.videos.len(),
+        frames,
+        clips,
+        labels_csv,
+        table_files,
+        json_dirs,
+    })
+}
+
+/// The `n` shortest videos (fewest frames, then lowest id) are written as JSON folders: one file
+/// per frame is costly, so short ones keep the dataset small.
+fn json_video_ids(plan: &plan::Plan, n: usize) -> Vec<u32> {
+    let mut by_len: Vec<(u32, u32)> = plan.videos.iter().map(|v| (v.frames, v.id)).collect();
+    by_len.sort_unstable();
+    by_len.into_iter().take(n).map(|(_, id)| id).collect()
+}
+
+/// Removes what an earlier run wrote (`keypoints/<id>.csv`, `openpose/<id>/`), so the folder
+/// holds exactly this run's dataset; other files are left alone.
+fn clear_previous(kp_dir: &Path, op_dir: &Path) -> anyhow::Result<()> {
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    for entry in std::fs::read_dir(kp_dir)? {
+        let path = entry?.path();
+        let ours = path.extension().is_some_and(|e| e == "csv")
+            && path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(numeric);
+        if ours && path.is_file() {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    for entry in std::fs::read_dir(op_dir)? {
+        let path = entry?.path();
+        if path.is_dir()
+            && path
+                .file_name()
+                .and_then(|s| s.to_str())
+                .is_some_and(numeric)
+        {
+            std::fs::remove_dir_all(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn readme(opts: &DemoOptions, plan: &plan::Plan) -> String {
+    let count = |pred: fn(&plan::VideoPlan) -> bool| plan.videos.iter().filter(|v| pred(v)).count();
+    format!(
+        "SYNTHETIC DATA - NOT the real iMiGUE dataset.\n\
+         \n\
+         Generated by `xp demo` with seed {seed}, videos {videos}, frame_scale {scale}, \
+         json_videos {json}.\n\
+         {n} videos ({train} train, {test} test, {pool} pool; {win} Win, {lose} Lose); \
+         the same options always give the same bytes.\n\
+         \n\
+         Video ids, the emotion train/test split and its Win/Lose balance follow the real \
+         dataset (the 157 pool ids are a fixed stand-in: video 298 and the first 156 unlisted ids in 1..=453). \
+         Subjects, clips and keypoints come from a generative model: do not report results \
+         computed on this data as iMiGUE results.\n\
+         \n\
+         labels.csv             iMiGUE label format, one row per micro-gesture clip\n\
+         keypoints/<video>.csv  per-video OpenPose table (frame + 137 x (x, y, c))\n\
+         openpose/<video>/      per-frame OpenPose JSON (a few videos)\n",
+        seed = opts.seed,
+        videos = opts
+            .videos
+            .map_or_else(|| "all".to_string(), |n| n.to_string()),
+        scale = opts.frame_scale,
+        json = opts.json_videos,
+        n = plan.videos.len(),
+        train = count(|v| v.split == plan::Split::Train),
+        test = count(|v| v.split == plan::Split::Test),
+        pool = count(|v| v.split == plan::Split::Pool),
+        win = count(|v| v.win),
+        lose = count(|v| !v.win),
+    )
+}
+
+fn write_table_video(
+    seed: u64,
+    v: &plan::VideoPlan,
+    subject: &plan::Subject,
+    header: &str,
+    path: &Path,
+) -> anyhow::Result<u64> {
+    let mut r = skeleton::Renderer::new(seed, v, subject);
+    let mut frame = skeleton::FrameOut::new();
+    let file = std::fs::File::create(path)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    use std::io::Write;
+    out.write_all(header.as_bytes())?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    for f in 0..v.frames {
+        r.frame(f, &mut frame);
+        write::push_table_row(&mut buf, f, frame.present.then_some(&frame.player));
+        if buf.len() > 48 * 1024 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    out.flush()?;
+    Ok(u64::from(v.frames))
+}
+
+fn write_json_video(
+    seed: u64,
+    v: &plan::VideoPlan,
+    subject: &plan::Subject,
+    dir: &Path,
+) -> anyhow::Result<u64> {
+    std::fs::create_dir_all(dir)?;
+    let mut r = skeleton::Renderer::new(seed, v, subject);
+    let mut frame = skeleton::FrameOut::new();
+    let mut buf = Vec::with_capacity(8 * 1024);
+    let mut written = 0;
+    for f in 0..v.frames {
+        r.frame(f, &mut frame);
+        if frame.skip_file {
+            continue;
+        }
+        buf.clear();
+        let mut people: Vec<&skeleton::Person> = Vec::with_capacity(2);
+        if frame.present {
+            people.push(&frame.player);
+        }
+        if frame.has_second {
+            people.push(&frame.second);
+        }
+        write::push_json_frame(&mut buf, &people);
+        write::write_file(
+            &dir.join(format!("{}_{:012}_keypoints.json", v.id, f)),
+            &buf,
+        )?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests;

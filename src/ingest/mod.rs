@@ -1,0 +1,367 @@
+//! Ingest: source files -> checked Arrow batches -> staged parts -> one atomic commit.
+//!
+//! Every source is read and checked completely before the commit, and parts are staged outside
+//! the store's live folders, so bad input never changes the store. One file per source format.
+
+mod error;
+pub mod keypoints;
+pub mod labels;
+mod merge;
+pub mod openpose_json;
+pub mod openpose_table;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int32Type;
+use rayon::prelude::*;
+
+pub use error::BadInput;
+use keypoints::FrameStats;
+
+use crate::progress::Progress;
+use crate::store::{CommitOutcome, Head, PartRef, Store, TableChange, Transaction};
+
+/// Options shared by the keypoint ingests.
+#[derive(Debug, Clone, Copy)]
+pub struct KeypointOptions {
+    /// Accept videos that the `videos` table does not list.
+    pub allow_unknown_videos: bool,
+    pub progress: Progress,
+}
+
+/// What an ingest did, for the user.
+#[derive(Debug)]
+pub struct IngestSummary {
+    pub what: String,
+    pub files: u64,
+    pub bytes_read: u64,
+    pub skipped_files: u64,
+    pub videos: usize,
+    pub keypoints: Option<FrameStats>,
+    pub rows: u64,
+    pub parts: usize,
+    pub part_bytes: u64,
+    pub elapsed: Duration,
+    pub outcome: CommitOutcome,
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+impl fmt::Display for IngestSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64();
+        write!(
+            f,
+            "{}: {} files ({}) read",
+            self.what,
+            self.files,
+            human_bytes(self.bytes_read)
+        )?;
+        if self.skipped_files > 0 {
+            write!(f, ", {} other files skipped", self.skipped_files)?;
+        }
+        writeln!(f, " in {secs:.2} s")?;
+        if let Some(s) = &self.keypoints {
+            writeln!(
+                f,
+                "  videos {} | frames {} ({:.0} frames/s) | rows {} | empty frames {} | \
+                 multi-person frames {} | missing frames {} | empty streams {}",
+                self.videos,
+                s.frames,
+                s.frames as f64 / secs.max(1e-9),
+                s.rows,
+                s.empty_frames,
+                s.multi_person_frames,
+                s.missing_frames,
+                s.empty_streams
+            )?;
+        } else {
+            writeln!(f, "  videos {} | rows {}", self.videos, self.rows)?;
+        }
+        write!(
+            f,
+            "  {} parts, {} of Parquet | ",
+            self.parts,
+            human_bytes(self.part_bytes)
+        )?;
+        match &self.outcome {
+            CommitOutcome::Committed {
+                seq, snapshot_id, ..
+            } => write!(f, "committed snapshot {} (log #{seq})", &snapshot_id[..12]),
+            CommitOutcome::Unchanged { snapshot_id } => write!(
+                f,
+                "unchanged: the store already holds exactly this data (snapshot {})",
+                &snapshot_id[..12]
+            ),
+        }
+    }
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The video ids of the `videos` table in a snapshot.
+pub fn known_videos(store: &Store, head: &Head) -> Result<BTreeSet<i32>> {
+    let mut ids = BTreeSet::new();
+    for batch in merge::read_table(store, head, "videos")? {
+        ids.extend(
+            batch
+                .column_by_name("video_id")
+                .expect("videos has video_id")
+                .as_primitive::<Int32Type>()
+                .values()
+                .iter()
+                .copied(),
+        );
+    }
+    Ok(ids)
+}
+
+/// Refuses keypoints of videos the store has no labels for (usually a wrong folder or id).
+fn check_videos_known(
+    store: &Store,
+    ids: &[(i32, PathBuf)],
+    options: &KeypointOptions,
+) -> Result<()> {
+    if options.allow_unknown_videos {
+        return Ok(());
+    }
+    let known = known_videos(store, &store.head()?)?;
+    for (id, path) in ids {
+        if !known.contains(id) {
+            let hint = if known.is_empty() {
+                "the store has no videos yet: ingest the label file first (`xp ingest \
+                 imigue-labels FILE.csv`)"
+                    .to_string()
+            } else {
+                format!(
+                    "the `videos` table has {} videos ({}..{}); ingest its labels first",
+                    known.len(),
+                    known.first().unwrap(),
+                    known.last().unwrap()
+                )
+            };
+            return Err(BadInput::new(
+                path,
+                format!("unknown video id {id}: {hint}, or pass --allow-unknown-videos"),
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// `xp ingest imigue-labels FILE`.
+pub fn ingest_labels(store_root: &Path, path: &Path) -> Result<IngestSummary> {
+    let start = Instant::now();
+    let labels = labels::parse(path)?;
+    let videos = labels.videos_batch()?;
+    let clips = labels.clips_batch()?;
+    let store = Store::open_or_init(store_root)?;
+    let txn = Transaction::begin(&store)?;
+    let mut parts: Vec<PartRef> = Vec::new();
+    let outcome = txn.commit("ingest imigue-labels", |stager, head| {
+        let merged_videos = merge::replace_videos(stager.store(), head, "videos", &videos)?;
+        let merged_clips = merge::replace_videos(stager.store(), head, "clips", &clips)?;
+        let v = stager.stage("all", &merged_videos)?;
+        let c = stager.stage("all", &merged_clips)?;
+        parts = vec![v.clone(), c.clone()];
+        Ok(vec![
+            TableChange {
+                table: "videos".into(),
+                parts: vec![v],
+            },
+            TableChange {
+                table: "clips".into(),
+                parts: vec![c],
+            },
+        ])
+    })?;
+    Ok(IngestSummary {
+        what: format!("imigue-labels {}", path.display()),
+        files: 1,
+        bytes_read: file_len(path),
+        skipped_files: 0,
+        videos: labels.videos.len(),
+        keypoints: None,
+        rows: (labels.videos.len() + labels.clips.len()) as u64,
+        parts: parts.len(),
+        part_bytes: parts.iter().map(|p| p.bytes).sum(),
+        elapsed: start.elapsed(),
+        outcome,
+    })
+}
+
+/// Stages one video's keypoints; returns its part.
+fn stage_video(txn: &mut Transaction, video: &keypoints::VideoKeypoints) -> Result<PartRef> {
+    let batch: RecordBatch = video.to_batch()?;
+    txn.stager()
+        .stage(keypoints::part_key(video.video_id), &batch)
+}
+
+fn commit_keypoints(txn: Transaction, what: &str, parts: &[PartRef]) -> Result<CommitOutcome> {
+    txn.commit(what, |_, _| {
+        Ok(vec![TableChange {
+            table: "keypoints".into(),
+            parts: parts.to_vec(),
+        }])
+    })
+}
+
+fn open_for_keypoints(store_root: &Path, options: &KeypointOptions) -> Result<Store> {
+    if options.allow_unknown_videos {
+        Store::open_or_init(store_root)
+    } else {
+        Store::open(store_root)
+    }
+}
+
+/// `xp ingest openpose PATH...`: per-frame OpenPose JSON.
+pub fn ingest_openpose(
+    store_root: &Path,
+    paths: &[PathBuf],
+    options: &KeypointOptions,
+) -> Result<IngestSummary> {
+    let start = Instant::now();
+    if paths.is_empty() {
+        bail!("give at least one folder of OpenPose JSON files");
+    }
+    let (files, skipped) = openpose_json::discover(paths)?;
+    let store = open_for_keypoints(store_root, options)?;
+    let groups = openpose_json::by_video(files);
+    let ids: Vec<(i32, PathBuf)> = groups
+        .iter()
+        .map(|(id, files)| (*id, files[0].path.clone()))
+        .collect();
+    check_videos_known(&store, &ids, options)?;
+
+    let total_files: usize = groups.values().map(Vec::len).sum();
+    let bar = options
+        .progress
+        .bar(total_files as u64, "openpose", "files");
+    let mut txn = Transaction::begin(&store)?;
+    let mut stats = FrameStats::default();
+    let mut parts = Vec::new();
+    let mut bytes_read = 0;
+    for (video_id, files) in &groups {
+        bytes_read += files.iter().map(|f| file_len(&f.path)).sum::<u64>();
+        let video = openpose_json::parse_video(*video_id, files, &|| bar.inc(1))?;
+        stats.add(&video.stats());
+        parts.push(stage_video(&mut txn, &video)?);
+    }
+    bar.finish_and_clear();
+    let outcome = commit_keypoints(txn, "ingest openpose", &parts)?;
+    Ok(IngestSummary {
+        what: "openpose".into(),
+        files: total_files as u64,
+        bytes_read,
+        skipped_files: skipped,
+        videos: groups.len(),
+        rows: stats.rows,
+        keypoints: Some(stats),
+        parts: parts.len(),
+        part_bytes: parts.iter().map(|p| p.bytes).sum(),
+        elapsed: start.elapsed(),
+        outcome,
+    })
+}
+
+/// `xp ingest openpose-table FILE...`: one keypoint table per video.
+pub fn ingest_openpose_tables(
+    store_root: &Path,
+    files: &[PathBuf],
+    video_override: Option<i32>,
+    options: &KeypointOptions,
+) -> Result<IngestSummary> {
+    let start = Instant::now();
+    if files.is_empty() {
+        bail!("give at least one keypoint table file");
+    }
+    if video_override.is_some() && files.len() > 1 {
+        bail!(
+            "--video names the video of a single file; got {} files",
+            files.len()
+        );
+    }
+    let mut ids = Vec::new();
+    let mut seen = std::collections::BTreeMap::new();
+    for path in files {
+        let id = video_override
+            .or_else(|| openpose_table::video_id_from_name(path))
+            .ok_or_else(|| {
+                BadInput::new(
+                    path,
+                    "cannot tell the video id: the file name must start with it (e.g. \
+                     298.csv), or pass --video",
+                )
+            })?;
+        if let Some(other) = seen.insert(id, path.clone()) {
+            return Err(BadInput::new(
+                path,
+                format!("video {id} is also given as {}", other.display()),
+            )
+            .into());
+        }
+        ids.push((id, path.clone()));
+    }
+    let store = open_for_keypoints(store_root, options)?;
+    check_videos_known(&store, &ids, options)?;
+
+    let bar = options.progress.bar(files.len() as u64, "tables", "files");
+    let mut txn = Transaction::begin(&store)?;
+    let mut stats = FrameStats::default();
+    let mut parts = Vec::new();
+    // Parse a few files at a time in parallel, then stage them in order: memory holds only
+    // the videos in flight, however many files there are.
+    let chunk = rayon::current_num_threads().max(1);
+    for group in ids.chunks(chunk) {
+        let parsed: Vec<Result<_, BadInput>> = group
+            .par_iter()
+            .map(|(id, path)| {
+                let video = openpose_table::parse_table(path, Some(*id));
+                bar.inc(1);
+                video
+            })
+            .collect();
+        for video in parsed {
+            let mut video = video?;
+            video.sort();
+            stats.add(&video.stats());
+            parts.push(stage_video(&mut txn, &video)?);
+        }
+    }
+    bar.finish_and_clear();
+    let outcome = commit_keypoints(txn, "ingest openpose-table", &parts)?;
+    Ok(IngestSummary {
+        what: "openpose-table".into(),
+        files: files.len() as u64,
+        bytes_read: files.iter().map(|p| file_len(p)).sum(),
+        skipped_files: 0,
+        videos: ids.len(),
+        rows: stats.rows,
+        keypoints: Some(stats),
+        parts: parts.len(),
+        part_bytes: parts.iter().map(|p| p.bytes).sum(),
+        elapsed: start.elapsed(),
+        outcome,
+    })
+}

@@ -1,0 +1,18 @@
+//! xp: a content-addressed feature store and experiment tracker for video-based
+//! hidden-emotion recognition (iMiGUE).
+//!
+//! Data flows one way: source files are parsed once by [`ingest`] into typed Arrow batches,
+//! written as immutable Parquet parts by [`store`], and everything downstream reads the store
+//! through [`query`].
+
+pub mod cli;
+pub mod commands;
+pub mod demo;
+pub mod fault;
+pub mod ingest;
+pub mod output;
+pub mod progress;
+pub mod protocol;
+pub mod query;
+pub mod schema;
+pub mod store;
