@@ -90,6 +90,49 @@ pub enum Command {
     },
     /// Write the synthetic demo dataset in real source formats and ingest it.
     Demo(DemoArgs),
+    /// Train an experiment's runs that are not done yet, then show its leaderboard.
+    #[command(
+        long_about = "Train the runs of an experiment file that are not done yet, \
+        committing each run's results (runs, metrics, predictions) to the store as it \
+        finishes, then print the leaderboard and write it with plots to --report-dir.\n\n\
+        A run's id is the blake3 of its resolved config, the data snapshot it reads and the xp \
+        version; a run whose id has results is skipped (--force re-runs it). A killed `xp run` \
+        loses at most the run in progress: run it again to resume.\n\n\
+        Examples:\n  xp run experiments/mlp_vs_gcn.yaml\n  \
+        xp run experiments/mlp_vs_gcn.yaml --dry-run\n  \
+        xp run experiments/mlp_vs_gcn.yaml --set train.epochs=3 --set 'seeds=[0]'"
+    )]
+    Run(RunArgs),
+    /// List stored runs.
+    Runs {
+        /// Only runs of this experiment.
+        #[arg(long)]
+        experiment: Option<String>,
+        /// Only runs whose variant contains this text (e.g. `backbone=gcn`).
+        #[arg(long)]
+        variant: Option<String>,
+    },
+    /// Show one run: config, test metrics, confusion matrix and learning curve.
+    Show {
+        /// A run id or a unique prefix of one (see `xp runs`).
+        run: String,
+    },
+    /// Compare two runs: only the config keys and metrics that differ.
+    Diff {
+        /// Run id or prefix.
+        a: String,
+        /// Run id or prefix.
+        b: String,
+    },
+    /// The leaderboard of an experiment: mean and spread over seeds per variant.
+    #[command(
+        long_about = "One row per variant: mean ± standard deviation over seeds of each \
+        test metric, the parameter count and the training time, sorted by the protocol \
+        metric (accuracy).\n\n\
+        --regenerate re-runs every recorded run of the experiment from scratch in a fresh \
+        scratch store and fails (exit 1), listing the differences, if any number changes."
+    )]
+    Leaderboard(LeaderboardArgs),
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +217,48 @@ pub struct SqlArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file.
+    pub file: PathBuf,
+    /// List the resolved runs and which are done; train nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Re-run runs that already have results.
+    #[arg(long)]
+    pub force: bool,
+    /// Override a setting: a dotted path and a YAML value, e.g. train.epochs=3 or seeds=[0].
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Where training runs (cuda needs a build with --features cuda).
+    #[arg(long, value_enum, default_value_t = crate::experiment::runner::Device::Cpu)]
+    pub device: crate::experiment::runner::Device,
+    /// Where the leaderboard's Markdown and plots are written.
+    #[arg(long, default_value = "reports")]
+    pub report_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct LeaderboardArgs {
+    /// The experiment (default: every experiment in the store).
+    pub experiment: Option<String>,
+    /// table for the terminal, md for Markdown (stable byte for byte).
+    #[arg(long, short, value_enum, default_value_t = BoardFormat::Table)]
+    pub format: BoardFormat,
+    /// Re-run every recorded run from scratch and fail if any number changes.
+    #[arg(long)]
+    pub regenerate: bool,
+    /// Also write leaderboard.md and SVG plots to this folder.
+    #[arg(long)]
+    pub report_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BoardFormat {
+    Table,
+    Md,
+}
+
+#[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to write the synthetic source files.
     #[arg(long, default_value = "demo-data")]
@@ -193,4 +278,18 @@ pub struct DemoArgs {
     /// Only write the files; do not ingest them.
     #[arg(long)]
     pub no_ingest: bool,
+}
+
+impl DemoArgs {
+    /// The defaults of `xp demo` with no options.
+    pub fn defaults() -> Self {
+        DemoArgs {
+            out: PathBuf::from("demo-data"),
+            seed: 0,
+            videos: None,
+            frame_scale: 0.05,
+            json_videos: 3,
+            no_ingest: false,
+        }
+    }
 }

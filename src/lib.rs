@@ -7,12 +7,17 @@
 
 pub mod cli;
 pub mod commands;
+pub mod dataset;
 pub mod demo;
+pub mod experiment;
 pub mod fault;
 pub mod ingest;
+pub mod model;
 pub mod output;
 pub mod progress;
 pub mod protocol;
 pub mod query;
+pub mod report;
 pub mod schema;
 pub mod store;
+pub mod train;

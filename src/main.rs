@@ -23,5 +23,20 @@ fn main() {
             }
         }
     };
+    if std::env::var_os("XP_PEAK_MEMORY").is_some() {
+        report_peak_memory();
+    }
     std::process::exit(code);
+}
+
+/// Prints the process's peak resident memory (Linux), for benchmarks.
+fn report_peak_memory() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(kib) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+    {
+        eprintln!("xp: peak memory {:.1} MiB", kib / 1024.0);
+    }
 }

@@ -16,6 +16,9 @@ const SOURCES: &[(&str, &str)] = &[
     ("clips", include_str!("../schemas/clips.yaml")),
     ("keypoints", include_str!("../schemas/keypoints.yaml")),
     ("protocols", include_str!("../schemas/protocols.yaml")),
+    ("runs", include_str!("../schemas/runs.yaml")),
+    ("metrics", include_str!("../schemas/metrics.yaml")),
+    ("predictions", include_str!("../schemas/predictions.yaml")),
 ];
 
 /// How a table's rows are split into Parquet parts.
@@ -26,6 +29,8 @@ pub enum Layout {
     Whole,
     /// One part per video; a change replaces the parts of the videos it touches.
     PerVideo,
+    /// Experiment results: one part per run, keyed `run=<id>`.
+    PerRun,
     /// Not stored: built into xp and registered for SQL only.
     Builtin,
 }
@@ -153,6 +158,14 @@ pub fn table(name: &str) -> &'static TableDef {
 /// Every table definition, sorted by name.
 pub fn all() -> impl Iterator<Item = &'static TableDef> {
     registry().values()
+}
+
+impl TableDef {
+    /// Whether the table holds experiment results rather than data. Results are not part of
+    /// the data snapshot a run reads, so storing them does not change later runs' identity.
+    pub fn is_result(&self) -> bool {
+        self.layout == Layout::PerRun
+    }
 }
 
 /// The names of the tables that are stored as Parquet parts.

@@ -11,19 +11,11 @@ use arrow::compute::{
 };
 use arrow::datatypes::Int32Type;
 
-use crate::store::{Head, Store, part};
+use crate::store::{Head, Store};
 
 /// Every row of `table` in the given snapshot (empty if the table is absent).
 pub fn read_table(store: &Store, head: &Head, table: &str) -> Result<Vec<RecordBatch>> {
-    let Some(version_id) = head.snapshot.tables.get(table) else {
-        return Ok(Vec::new());
-    };
-    let version = store.read_table_version(version_id)?;
-    let mut batches = Vec::new();
-    for p in &version.parts {
-        batches.extend(part::read_all(&store.part_path(&p.file))?);
-    }
-    Ok(batches)
+    store.read_rows(&head.snapshot, table)
 }
 
 /// The table's rows after `new` replaces the rows of the videos it holds, sorted by key.

@@ -31,6 +31,8 @@ use crate::store::{CommitOutcome, Head, PartRef, Store, TableChange, Transaction
 pub struct KeypointOptions {
     /// Accept videos that the `videos` table does not list.
     pub allow_unknown_videos: bool,
+    /// Recorded in the commit log before the operation, e.g. `demo` (empty for a user's ingest).
+    pub origin: &'static str,
     pub progress: Progress,
 }
 
@@ -170,8 +172,17 @@ fn check_videos_known(
     Ok(())
 }
 
+/// The operation recorded in the log: `ingest openpose`, or `demo: ingest openpose`.
+fn operation(origin: &str, what: &str) -> String {
+    if origin.is_empty() {
+        what.to_string()
+    } else {
+        format!("{origin}: {what}")
+    }
+}
+
 /// `xp ingest imigue-labels FILE`.
-pub fn ingest_labels(store_root: &Path, path: &Path) -> Result<IngestSummary> {
+pub fn ingest_labels(store_root: &Path, path: &Path, origin: &str) -> Result<IngestSummary> {
     let start = Instant::now();
     let labels = labels::parse(path)?;
     let videos = labels.videos_batch()?;
@@ -179,23 +190,26 @@ pub fn ingest_labels(store_root: &Path, path: &Path) -> Result<IngestSummary> {
     let store = Store::open_or_init(store_root)?;
     let txn = Transaction::begin(&store)?;
     let mut parts: Vec<PartRef> = Vec::new();
-    let outcome = txn.commit("ingest imigue-labels", |stager, head| {
-        let merged_videos = merge::replace_videos(stager.store(), head, "videos", &videos)?;
-        let merged_clips = merge::replace_videos(stager.store(), head, "clips", &clips)?;
-        let v = stager.stage("all", &merged_videos)?;
-        let c = stager.stage("all", &merged_clips)?;
-        parts = vec![v.clone(), c.clone()];
-        Ok(vec![
-            TableChange {
-                table: "videos".into(),
-                parts: vec![v],
-            },
-            TableChange {
-                table: "clips".into(),
-                parts: vec![c],
-            },
-        ])
-    })?;
+    let outcome = txn.commit(
+        &operation(origin, "ingest imigue-labels"),
+        |stager, head| {
+            let merged_videos = merge::replace_videos(stager.store(), head, "videos", &videos)?;
+            let merged_clips = merge::replace_videos(stager.store(), head, "clips", &clips)?;
+            let v = stager.stage("all", &merged_videos)?;
+            let c = stager.stage("all", &merged_clips)?;
+            parts = vec![v.clone(), c.clone()];
+            Ok(vec![
+                TableChange {
+                    table: "videos".into(),
+                    parts: vec![v],
+                },
+                TableChange {
+                    table: "clips".into(),
+                    parts: vec![c],
+                },
+            ])
+        },
+    )?;
     Ok(IngestSummary {
         what: format!("imigue-labels {}", path.display()),
         files: 1,
@@ -269,7 +283,7 @@ pub fn ingest_openpose(
         parts.push(stage_video(&mut txn, &video)?);
     }
     bar.finish_and_clear();
-    let outcome = commit_keypoints(txn, "ingest openpose", &parts)?;
+    let outcome = commit_keypoints(txn, &operation(options.origin, "ingest openpose"), &parts)?;
     Ok(IngestSummary {
         what: "openpose".into(),
         files: total_files as u64,
@@ -350,7 +364,11 @@ pub fn ingest_openpose_tables(
         }
     }
     bar.finish_and_clear();
-    let outcome = commit_keypoints(txn, "ingest openpose-table", &parts)?;
+    let outcome = commit_keypoints(
+        txn,
+        &operation(options.origin, "ingest openpose-table"),
+        &parts,
+    )?;
     Ok(IngestSummary {
         what: "openpose-table".into(),
         files: files.len() as u64,

@@ -245,6 +245,22 @@ impl Store {
             .collect()
     }
 
+    /// Every row of `table` in a snapshot (none if the snapshot lacks the table).
+    pub fn read_rows(
+        &self,
+        snapshot: &Snapshot,
+        table: &str,
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        let Some(version_id) = snapshot.tables.get(table) else {
+            return Ok(Vec::new());
+        };
+        let mut batches = Vec::new();
+        for p in &self.read_table_version(version_id)?.parts {
+            batches.extend(part::read_all(&self.part_path(&p.file))?);
+        }
+        Ok(batches)
+    }
+
     /// Turns what a user typed into a snapshot id: `current`, a log number (`@3`), or an id
     /// or unique prefix of one (at least 6 characters), like git.
     pub fn resolve_snapshot(&self, text: &str) -> Result<String> {

@@ -1,5 +1,7 @@
 //! One function per command: parse nothing, decide nothing about exit codes; print results.
 
+mod experiment;
+
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
@@ -29,6 +31,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Sql(args) => sql(root, args),
         Command::Schema { table } => schema(table.as_deref()),
         Command::Demo(args) => demo(root, args, progress),
+        Command::Run(args) => experiment::run(root, args, progress),
+        Command::Runs {
+            experiment: e,
+            variant,
+        } => experiment::runs(root, e.as_deref(), variant.as_deref()),
+        Command::Show { run } => experiment::show(root, &run),
+        Command::Diff { a, b } => experiment::diff(root, &a, &b),
+        Command::Leaderboard(args) => experiment::leaderboard_cmd(root, args, progress),
     }
 }
 
@@ -170,12 +180,13 @@ fn gc(root: &Path, keep: Option<usize>, dry_run: bool) -> Result<i32> {
 
 fn ingest_cmd(root: &Path, cmd: IngestCommand, progress: Progress) -> Result<i32> {
     let summary = match cmd {
-        IngestCommand::ImigueLabels { file } => ingest::ingest_labels(root, &file)?,
+        IngestCommand::ImigueLabels { file } => ingest::ingest_labels(root, &file, "")?,
         IngestCommand::Openpose { paths, keypoints } => ingest::ingest_openpose(
             root,
             &paths,
             &KeypointOptions {
                 allow_unknown_videos: keypoints.allow_unknown_videos,
+                origin: "",
                 progress,
             },
         )?,
@@ -189,6 +200,7 @@ fn ingest_cmd(root: &Path, cmd: IngestCommand, progress: Progress) -> Result<i32
             video,
             &KeypointOptions {
                 allow_unknown_videos: keypoints.allow_unknown_videos,
+                origin: "",
                 progress,
             },
         )?,
@@ -262,6 +274,7 @@ fn schema(table: Option<&str>) -> Result<i32> {
         let layout = match def.layout {
             crate::schema::Layout::Whole => "stored as one part",
             crate::schema::Layout::PerVideo => "stored as one part per video",
+            crate::schema::Layout::PerRun => "experiment results, one part per run",
             crate::schema::Layout::Builtin => "built into xp, not stored",
         };
         println!("{} (key: {}; {layout})", def.name, def.key.join(", "));
@@ -281,7 +294,7 @@ fn schema(table: Option<&str>) -> Result<i32> {
     Ok(0)
 }
 
-fn demo(root: &Path, args: DemoArgs, progress: Progress) -> Result<i32> {
+pub(crate) fn demo(root: &Path, args: DemoArgs, progress: Progress) -> Result<i32> {
     let options = crate::demo::DemoOptions {
         seed: args.seed,
         videos: args.videos,
@@ -310,9 +323,13 @@ fn demo(root: &Path, args: DemoArgs, progress: Progress) -> Result<i32> {
     }
     let keypoints = KeypointOptions {
         allow_unknown_videos: false,
+        origin: "demo",
         progress,
     };
-    println!("{}", ingest::ingest_labels(root, &summary.labels_csv)?);
+    println!(
+        "{}",
+        ingest::ingest_labels(root, &summary.labels_csv, "demo")?
+    );
     if !summary.table_files.is_empty() {
         println!(
             "{}",

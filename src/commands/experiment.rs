@@ -1,0 +1,485 @@
+//! The experiment commands: run, runs, show, diff, leaderboard.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cli::{BoardFormat, LeaderboardArgs, RunArgs};
+use crate::experiment::regenerate;
+use crate::experiment::results::{self, MetricRow, RunRow};
+use crate::experiment::runner::{self, PlanStatus, RunOptions};
+use crate::output::new_table;
+use crate::progress::Progress;
+use crate::report::leaderboard::{self, RunResult};
+use crate::report::plots;
+use crate::store::Store;
+use crate::train::metrics::METRIC_NAMES;
+
+/// The note every report of demo data carries.
+const SYNTHETIC_NOTE: &str = "SYNTHETIC demo data";
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Whether the store's videos came from `xp demo` (its label file says so in its hash's
+/// provenance: the demo writes a README.txt beside it; here we ask the log).
+fn is_demo_store(store: &Store) -> bool {
+    store
+        .log_seqs()
+        .ok()
+        .and_then(|s| s.first().copied())
+        .and_then(|seq| store.read_log(seq).ok())
+        .is_some_and(|e| e.operation.starts_with("demo"))
+}
+
+pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
+    let experiment = runner::load(&args.file, &args.overrides)?;
+    if experiment.runtime.threads > 0 {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(experiment.runtime.threads)
+            .build_global();
+    }
+    let needs_demo = match Store::open(root) {
+        Ok(store) => crate::ingest::known_videos(&store, &store.head()?)?.is_empty(),
+        Err(_) => true,
+    };
+    if needs_demo {
+        if !experiment.demo_if_empty {
+            bail!(
+                "the store at {} holds no videos: ingest data first (or set demo_if_empty: true \
+                 in {} to use the synthetic demo dataset)",
+                root.display(),
+                args.file.display()
+            );
+        }
+        eprintln!(
+            "the store at {} holds no videos: creating the SYNTHETIC demo dataset first",
+            root.display()
+        );
+        super::demo(root, crate::cli::DemoArgs::defaults(), progress)?;
+    }
+    let store = Store::open(root)?;
+    if args.dry_run {
+        let (data_id, plans) = runner::plan(&store, &experiment, args.force)?;
+        println!(
+            "experiment {} ({} runs) on data snapshot {}",
+            experiment.name,
+            plans.len(),
+            short(&data_id)
+        );
+        let mut t = new_table();
+        t.set_header(["run", "variant", "seed", "status"]);
+        for p in &plans {
+            let status = match &p.status {
+                PlanStatus::Done => "done".to_string(),
+                PlanStatus::Todo => "to run".to_string(),
+                PlanStatus::Skipped(why) => format!("skipped: {why}"),
+            };
+            t.add_row([
+                short(&p.id).to_string(),
+                p.run.variant.clone(),
+                p.run.seed.to_string(),
+                status,
+            ]);
+        }
+        println!("{t}");
+        return Ok(0);
+    }
+    let options = RunOptions {
+        dry_run: false,
+        force: args.force,
+        device: args.device,
+        overrides: args.overrides.clone(),
+        progress,
+    };
+    let summary = runner::run_experiment(&store, &experiment, &options)?;
+    println!(
+        "{}: trained {} runs, {} already done{}",
+        experiment.name,
+        summary.trained,
+        summary.done_before,
+        if summary.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped", summary.skipped.len())
+        }
+    );
+    let mut reasons: Vec<&String> = summary.skipped.iter().map(|(_, why)| why).collect();
+    reasons.dedup();
+    for why in reasons {
+        println!("  skipped: {why}");
+    }
+    let board = LeaderboardArgs {
+        experiment: Some(experiment.name.clone()),
+        format: BoardFormat::Table,
+        regenerate: false,
+        report_dir: Some(args.report_dir.clone()),
+    };
+    leaderboard_cmd(root, board, progress)
+}
+
+fn resolve_run<'a>(runs: &'a [RunRow], prefix: &str) -> Result<&'a RunRow> {
+    let matches: Vec<&RunRow> = runs
+        .iter()
+        .filter(|r| r.run_id.starts_with(prefix))
+        .collect();
+    match matches.len() {
+        1 => Ok(matches[0]),
+        0 => bail!("no run {prefix} (see `xp runs`)"),
+        n => bail!("run prefix {prefix} is ambiguous ({n} runs match)"),
+    }
+}
+
+pub fn runs(root: &Path, experiment: Option<&str>, variant: Option<&str>) -> Result<i32> {
+    let store = Store::open(root)?;
+    let head = store.head()?;
+    let all = results::read_runs(&store, &head.snapshot)?;
+    let metrics = results::read_metrics(&store, &head.snapshot)?;
+    let mut t = new_table();
+    t.set_header([
+        "run",
+        "experiment",
+        "variant",
+        "seed",
+        "test acc",
+        "test macro-F1",
+        "epochs",
+        "seconds",
+        "started",
+    ]);
+    let mut n = 0;
+    for r in all.iter().filter(|r| {
+        experiment.is_none_or(|e| r.experiment == e)
+            && variant.is_none_or(|v| r.variant.contains(v))
+    }) {
+        let test = |name: &str| {
+            metrics
+                .get(&r.run_id)
+                .and_then(|m| m.iter().find(|x| x.split == "test" && x.name == name))
+                .map(|x| format!("{:.4}", x.value))
+                .unwrap_or_default()
+        };
+        t.add_row([
+            short(&r.run_id).to_string(),
+            r.experiment.clone(),
+            r.variant.clone(),
+            r.seed.to_string(),
+            test("accuracy"),
+            test("macro_f1"),
+            r.epochs_run.to_string(),
+            format!("{:.1}", r.train_seconds),
+            r.started.clone(),
+        ]);
+        n += 1;
+    }
+    if n == 0 {
+        println!("no runs stored yet (train some with `xp run experiments/mlp_vs_gcn.yaml`)");
+    } else {
+        println!("{t}");
+    }
+    Ok(0)
+}
+
+fn flatten(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+pub fn show(root: &Path, prefix: &str) -> Result<i32> {
+    let store = Store::open(root)?;
+    let head = store.head()?;
+    let all = results::read_runs(&store, &head.snapshot)?;
+    let run = resolve_run(&all, prefix)?;
+    let metrics = results::read_metrics(&store, &head.snapshot)?;
+    let predictions = results::read_predictions(&store, &head.snapshot)?;
+    println!("run {}", run.run_id);
+    println!(
+        "  experiment {} | variant {} | seed {} | data snapshot {} | {} on {} | xp {}",
+        run.experiment,
+        run.variant,
+        run.seed,
+        short(&run.data_snapshot),
+        run.started,
+        run.device,
+        run.xp_version
+    );
+    println!(
+        "  {} parameters | {} training videos | {} epochs (best {}) in {:.1} s",
+        run.params, run.train_videos, run.epochs_run, run.best_epoch, run.train_seconds
+    );
+    let config: serde_json::Value = serde_json::from_str(&run.config)?;
+    let mut flat = BTreeMap::new();
+    flatten("", &config, &mut flat);
+    let mut t = new_table();
+    t.set_header(["setting", "value"]);
+    for (k, v) in &flat {
+        t.add_row([k.clone(), v.clone()]);
+    }
+    println!("\nconfig\n{t}");
+    let rows: &[MetricRow] = metrics.get(&run.run_id).map(Vec::as_slice).unwrap_or(&[]);
+    let mut t = new_table();
+    t.set_header(["test metric", "value"]);
+    for name in METRIC_NAMES {
+        if let Some(m) = rows.iter().find(|m| m.split == "test" && m.name == name) {
+            t.add_row([name.to_string(), format!("{:.4}", m.value)]);
+        }
+    }
+    println!("\n{t}");
+    if let Some(preds) = predictions.get(&run.run_id) {
+        let mut cm = [[0u32; 2]; 2];
+        for (_, p, label) in preds {
+            cm[usize::from(label == "win")][usize::from(*p >= 0.5)] += 1;
+        }
+        let mut t = new_table();
+        t.set_header(["true \\ predicted", "lose", "win"]);
+        t.add_row([
+            "lose".to_string(),
+            cm[0][0].to_string(),
+            cm[0][1].to_string(),
+        ]);
+        t.add_row([
+            "win".to_string(),
+            cm[1][0].to_string(),
+            cm[1][1].to_string(),
+        ]);
+        println!("\nconfusion matrix (test)\n{t}");
+    }
+    let mut t = new_table();
+    t.set_header([
+        "epoch",
+        "train loss",
+        "val loss",
+        "val accuracy",
+        "val macro-F1",
+    ]);
+    let epochs: std::collections::BTreeSet<i32> = rows
+        .iter()
+        .filter(|m| m.split != "test")
+        .map(|m| m.epoch)
+        .collect();
+    for e in epochs {
+        let get = |split: &str, name: &str| {
+            rows.iter()
+                .find(|m| m.epoch == e && m.split == split && m.name == name)
+                .map(|m| format!("{:.4}", m.value))
+                .unwrap_or_default()
+        };
+        let mark = if e == run.best_epoch { " *" } else { "" };
+        t.add_row([
+            format!("{e}{mark}"),
+            get("train", "loss"),
+            get("val", "loss"),
+            get("val", "accuracy"),
+            get("val", "macro_f1"),
+        ]);
+    }
+    println!("\nlearning curve (* = the epoch evaluated on test)\n{t}");
+    Ok(0)
+}
+
+pub fn diff(root: &Path, a: &str, b: &str) -> Result<i32> {
+    let store = Store::open(root)?;
+    let head = store.head()?;
+    let all = results::read_runs(&store, &head.snapshot)?;
+    let (ra, rb) = (resolve_run(&all, a)?, resolve_run(&all, b)?);
+    let mut fa = BTreeMap::new();
+    let mut fb = BTreeMap::new();
+    flatten("", &serde_json::from_str(&ra.config)?, &mut fa);
+    flatten("", &serde_json::from_str(&rb.config)?, &mut fb);
+    fa.insert("seed".into(), ra.seed.to_string());
+    fb.insert("seed".into(), rb.seed.to_string());
+    let mut t = new_table();
+    t.set_header(["", short(&ra.run_id), short(&rb.run_id)]);
+    let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+    let mut differing = 0;
+    for k in keys {
+        let (x, y) = (
+            fa.get(k).cloned().unwrap_or_default(),
+            fb.get(k).cloned().unwrap_or_default(),
+        );
+        if x != y {
+            t.add_row([k.clone(), x, y]);
+            differing += 1;
+        }
+    }
+    let metrics = results::read_metrics(&store, &head.snapshot)?;
+    let test = |id: &str, name: &str| {
+        metrics
+            .get(id)
+            .and_then(|m| m.iter().find(|x| x.split == "test" && x.name == name))
+            .map(|x| x.value)
+    };
+    for name in METRIC_NAMES {
+        let (x, y) = (test(&ra.run_id, name), test(&rb.run_id, name));
+        if x.map(f64::to_bits) != y.map(f64::to_bits) {
+            let f = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+            t.add_row([format!("test {name}"), f(x), f(y)]);
+            differing += 1;
+        }
+    }
+    if differing == 0 {
+        println!("the two runs have the same config and the same test metrics");
+    } else {
+        println!("{t}");
+    }
+    Ok(0)
+}
+
+pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -> Result<i32> {
+    let store = Store::open(root)?;
+    let head = store.head()?;
+    let all = results::read_runs(&store, &head.snapshot)?;
+    let metrics = results::read_metrics(&store, &head.snapshot)?;
+    let mut experiments: Vec<String> = all.iter().map(|r| r.experiment.clone()).collect();
+    experiments.dedup();
+    if let Some(e) = &args.experiment {
+        if !experiments.contains(e) {
+            bail!(
+                "no runs of experiment `{e}` in the store (experiments with runs: {})",
+                if experiments.is_empty() {
+                    "none".to_string()
+                } else {
+                    experiments.join(", ")
+                }
+            );
+        }
+        experiments = vec![e.clone()];
+    }
+    if experiments.is_empty() {
+        println!("no runs stored yet (train some with `xp run experiments/mlp_vs_gcn.yaml`)");
+        return Ok(0);
+    }
+    let note = if is_demo_store(&store) {
+        SYNTHETIC_NOTE
+    } else {
+        ""
+    };
+    let paren = if note.is_empty() {
+        String::new()
+    } else {
+        format!(" ({note})")
+    };
+    let mut failed = false;
+    for name in &experiments {
+        let runs: Vec<&RunRow> = all.iter().filter(|r| &r.experiment == name).collect();
+        let results: Vec<RunResult> = runs
+            .iter()
+            .map(|r| RunResult {
+                run_id: r.run_id.clone(),
+                experiment: r.experiment.clone(),
+                variant: r.variant.clone(),
+                seed: r.seed,
+                metrics: metrics
+                    .get(&r.run_id)
+                    .map(|m| {
+                        m.iter()
+                            .filter(|x| x.split == "test")
+                            .map(|x| (x.name.clone(), x.value))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                params: r.params as u64,
+                train_seconds: r.train_seconds,
+            })
+            .collect();
+        let rows = leaderboard::aggregate(&results, "accuracy");
+        let title = if note.is_empty() {
+            format!("{name}: test metrics, mean ± std over seeds")
+        } else {
+            format!("{name}: test metrics, mean ± std over seeds ({note})")
+        };
+        match args.format {
+            BoardFormat::Table => print!(
+                "{}",
+                leaderboard::render_terminal(&rows, &METRIC_NAMES, &title, None)
+            ),
+            BoardFormat::Md => print!(
+                "{}",
+                leaderboard::render_markdown(&rows, &METRIC_NAMES, &title)
+            ),
+        }
+        if let Some(dir) = &args.report_dir {
+            let dir = dir.join(name);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::write(
+                dir.join("leaderboard.md"),
+                leaderboard::render_markdown(&rows, &METRIC_NAMES, &title),
+            )?;
+            plots::leaderboard_svg(
+                &rows,
+                &results,
+                "accuracy",
+                &format!("{name}: test accuracy{paren}"),
+                Some(0.5),
+                &dir.join("leaderboard.svg"),
+            )?;
+            let curves: Vec<plots::Curve> = runs
+                .iter()
+                .map(|r| plots::Curve {
+                    variant: r.variant.clone(),
+                    seed: r.seed,
+                    points: metrics
+                        .get(&r.run_id)
+                        .map(|m| {
+                            m.iter()
+                                .filter(|x| x.split == "val" && x.name == "loss")
+                                .map(|x| (x.epoch as u32, x.value))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect();
+            plots::learning_curves_svg(
+                &curves,
+                &format!("{name}: validation loss{paren}"),
+                "validation loss",
+                &dir.join("curves.svg"),
+            )?;
+            eprintln!(
+                "wrote {}/leaderboard.md, leaderboard.svg and curves.svg",
+                dir.display()
+            );
+        }
+        if args.regenerate {
+            let owned: Vec<RunRow> = runs.iter().map(|r| (*r).clone()).collect();
+            let bar = progress.bar(owned.len() as u64, "regenerate", "runs");
+            let diffs = regenerate::regenerate(&store, &owned, &|_| bar.inc(1))?;
+            bar.finish_and_clear();
+            if diffs.is_empty() {
+                println!(
+                    "regenerated {} runs from scratch: every number is identical",
+                    owned.len()
+                );
+            } else {
+                failed = true;
+                eprintln!("regeneration changed {} numbers:", diffs.len());
+                for d in &diffs {
+                    eprintln!(
+                        "  run {} {}: stored {} regenerated {}",
+                        short(&d.run_id),
+                        d.what,
+                        d.stored,
+                        d.regenerated
+                    );
+                }
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}

@@ -1,0 +1,228 @@
+//! Store -> training examples. Reads only the store (never source files): the `videos` table
+//! for labels and subjects, the protocol for splits, and one keypoint part per video.
+
+pub mod normalize;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result, bail};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Float32Type, Int16Type, Int32Type};
+use rayon::prelude::*;
+
+use crate::experiment::spec::RunConfig;
+use crate::protocol::{self, SplitBy};
+use crate::store::{Snapshot, Store, part};
+use normalize::{POINTS, RawVideo};
+
+/// One video, ready for the model.
+#[derive(Debug, Clone)]
+pub struct Example {
+    pub video_id: i32,
+    pub subject_id: i32,
+    /// 1 = win, 0 = lose.
+    pub label: u8,
+    /// Loss weight of the example (pseudo-labelled videos may weigh less).
+    pub weight: f32,
+    pub frames: usize,
+    /// `[frames, 137, channels]`, flattened.
+    pub data: Vec<f32>,
+}
+
+/// The examples of one run.
+#[derive(Debug)]
+pub struct Splits {
+    pub train: Vec<Example>,
+    pub val: Vec<Example>,
+    pub test: Vec<Example>,
+    pub channels: usize,
+    /// Protocol videos that have no keypoints in the snapshot (reported, not fatal).
+    pub missing_keypoints: Vec<i32>,
+}
+
+struct VideoRow {
+    subject_id: i32,
+    label: u8,
+}
+
+fn read_videos(store: &Store, snapshot: &Snapshot) -> Result<BTreeMap<i32, VideoRow>> {
+    let mut out = BTreeMap::new();
+    let Some(version) = snapshot.tables.get("videos") else {
+        bail!("the snapshot has no `videos` table: ingest the label file first");
+    };
+    for p in &store.read_table_version(version)?.parts {
+        for batch in part::read_all(&store.part_path(&p.file))? {
+            let ids = batch
+                .column_by_name("video_id")
+                .unwrap()
+                .as_primitive::<Int32Type>();
+            let subjects = batch
+                .column_by_name("subject_id")
+                .unwrap()
+                .as_primitive::<Int32Type>();
+            let labels = batch.column_by_name("label").unwrap().as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                out.insert(
+                    ids.value(i),
+                    VideoRow {
+                        subject_id: subjects.value(i),
+                        label: u8::from(labels.value(i) == "win"),
+                    },
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one video's keypoint part into dense frames, keeping per frame the person whose body
+/// is most confidently detected (the player, not an interviewer at the edge).
+fn read_raw(path: &std::path::Path) -> Result<RawVideo> {
+    let batches = part::read_all(path)?;
+    let mut best: BTreeMap<i32, (f32, Vec<f32>)> = BTreeMap::new();
+    let mut last = -1;
+    for batch in &batches {
+        let frames = batch
+            .column_by_name("frame")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        let person = batch
+            .column_by_name("person")
+            .unwrap()
+            .as_primitive::<Int16Type>();
+        let streams: Vec<_> = ["body", "face", "hand_left", "hand_right"]
+            .iter()
+            .map(|n| batch.column_by_name(n).unwrap().as_fixed_size_list())
+            .collect();
+        for i in 0..batch.num_rows() {
+            let frame = frames.value(i);
+            last = last.max(frame);
+            if person.is_null(i) {
+                continue;
+            }
+            let mut values = Vec::with_capacity(POINTS * 3);
+            for s in &streams {
+                let size = s.value_length() as usize;
+                if s.is_null(i) {
+                    values.extend(std::iter::repeat_n(0.0, size));
+                } else {
+                    let v = s.value(i);
+                    values.extend_from_slice(v.as_primitive::<Float32Type>().values());
+                }
+            }
+            let confidence: f32 = (0..25).map(|p| values[p * 3 + 2]).sum();
+            if best.get(&frame).is_none_or(|(c, _)| confidence > *c) {
+                best.insert(frame, (confidence, values));
+            }
+        }
+    }
+    let mut frames = vec![None; (last + 1).max(0) as usize];
+    for (f, (_, v)) in best {
+        frames[f as usize] = Some(v);
+    }
+    Ok(RawVideo { frames })
+}
+
+/// Subjects held out of training for early stopping: a fixed, seed-independent choice, so
+/// every run of an experiment validates on the same videos.
+fn validation_subjects(subjects: &BTreeSet<i32>, fraction: f64) -> BTreeSet<i32> {
+    let mut order: Vec<(String, i32)> = subjects
+        .iter()
+        .map(|s| {
+            (
+                blake3::hash(format!("xp-val-{s}").as_bytes())
+                    .to_hex()
+                    .to_string(),
+                *s,
+            )
+        })
+        .collect();
+    order.sort();
+    let n = ((subjects.len() as f64) * fraction).round() as usize;
+    order.into_iter().take(n).map(|(_, s)| s).collect()
+}
+
+/// Loads the train, validation and test examples of a run from a snapshot.
+pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Splits> {
+    let videos = read_videos(store, snapshot)?;
+    let protocol = protocol::by_name(&config.data.protocol)
+        .with_context(|| format!("unknown protocol `{}`", config.data.protocol))?;
+    let keypoint_parts: BTreeMap<i32, String> = match snapshot.tables.get("keypoints") {
+        Some(v) => store
+            .read_table_version(v)?
+            .parts
+            .into_iter()
+            .filter_map(|p| Some((p.key.strip_prefix("video=")?.parse().ok()?, p.file)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    let split_of = |id: i32, v: &VideoRow| match protocol.split_by {
+        SplitBy::Video => protocol.split_of(id),
+        SplitBy::Subject => protocol.split_of(v.subject_id),
+    };
+    let mut wanted = Vec::new();
+    let mut missing = Vec::new();
+    for (&id, v) in &videos {
+        let split = split_of(id, v);
+        if split == protocol::POOL {
+            continue;
+        }
+        match keypoint_parts.get(&id) {
+            Some(file) => wanted.push((id, split, file.clone())),
+            None => missing.push(id),
+        }
+    }
+    let kp = &config.model.keypoints;
+    let seq = &config.model.sequence;
+    let examples: Vec<(&'static str, Example)> = wanted
+        .par_iter()
+        .map(|(id, split, file)| {
+            let raw = read_raw(&store.part_path(file))?;
+            let (frames, data) =
+                normalize::features(&raw, seq.max_frames, seq.sampling, &kp.streams, kp.offsets);
+            let v = &videos[id];
+            Ok((
+                *split,
+                Example {
+                    video_id: *id,
+                    subject_id: v.subject_id,
+                    label: v.label,
+                    weight: 1.0,
+                    frames,
+                    data,
+                },
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let train_subjects: BTreeSet<i32> = examples
+        .iter()
+        .filter(|(s, _)| *s == "train")
+        .map(|(_, e)| e.subject_id)
+        .collect();
+    let val_subjects = validation_subjects(&train_subjects, config.data.val_fraction);
+    let mut splits = Splits {
+        train: vec![],
+        val: vec![],
+        test: vec![],
+        channels: if kp.offsets { 5 } else { 3 },
+        missing_keypoints: missing,
+    };
+    for (split, e) in examples {
+        match split {
+            "test" => splits.test.push(e),
+            _ if val_subjects.contains(&e.subject_id) => splits.val.push(e),
+            _ => splits.train.push(e),
+        }
+    }
+    if splits.train.is_empty() || splits.test.is_empty() {
+        bail!(
+            "protocol {} has {} training and {} test videos with keypoints in data snapshot {}; \
+             nothing to train or evaluate",
+            protocol.name,
+            splits.train.len(),
+            splits.test.len(),
+            &snapshot.id()[..12]
+        );
+    }
+    Ok(splits)
+}

@@ -1,0 +1,85 @@
+//! Run identity: what makes two runs the same computation.
+
+use anyhow::{Result, bail};
+
+use super::spec::RunConfig;
+use crate::store::{Snapshot, Store};
+
+/// The xp version that is part of every run id.
+pub const XP_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The data part of a snapshot: every table except experiment results. Storing results does
+/// not change it, so runs keep their ids as results accumulate.
+pub fn data_snapshot(snapshot: &Snapshot) -> Snapshot {
+    let mut data = snapshot.clone();
+    data.tables
+        .retain(|name, _| !crate::schema::table(name).is_result());
+    data
+}
+
+/// Finds a stored snapshot whose data part has the given id (any will do: they hold the same
+/// data tables). Searches the log newest first.
+pub fn find_data_snapshot(store: &Store, data_id: &str) -> Result<Snapshot> {
+    for seq in store.log_seqs()?.into_iter().rev() {
+        let entry = store.read_log(seq)?;
+        let Ok(snapshot) = store.read_snapshot(&entry.snapshot) else {
+            continue; // collected by gc --keep
+        };
+        let data = data_snapshot(&snapshot);
+        if data.id() == data_id {
+            return Ok(data);
+        }
+    }
+    bail!(
+        "no snapshot in the log holds data snapshot {} (was it garbage-collected?)",
+        &data_id[..12.min(data_id.len())]
+    )
+}
+
+/// Everything a run computes from besides the data: stored as `runs.config`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ResolvedRun {
+    pub seed: u64,
+    pub config: RunConfig,
+}
+
+/// The canonical text of a run's settings as it is hashed and stored: the data snapshot is
+/// the resolved id, never `current`.
+pub fn canonical_config(config: &RunConfig, seed: u64, data_id: &str) -> String {
+    let mut config = config.clone();
+    config.data.snapshot = data_id.to_string();
+    serde_json::to_string(&ResolvedRun { seed, config }).expect("configs serialise")
+}
+
+/// blake3 of (canonical config, data snapshot, xp version).
+pub fn run_id(canonical: &str, data_id: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in [canonical, data_id, XP_VERSION] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_changes_with_config_and_data_but_not_with_current() {
+        let a = RunConfig {
+            data: Default::default(),
+            model: Default::default(),
+            train: Default::default(),
+        };
+        let mut b = a.clone();
+        b.data.snapshot = "@3".into();
+        let id =
+            |c: &RunConfig, seed: u64, data: &str| run_id(&canonical_config(c, seed, data), data);
+        assert_eq!(id(&a, 0, "d1"), id(&b, 0, "d1"));
+        assert_ne!(id(&a, 0, "d1"), id(&a, 0, "d2"));
+        assert_ne!(id(&a, 0, "d1"), id(&a, 1, "d1"));
+        b.train.epochs += 1;
+        assert_ne!(id(&a, 0, "d1"), id(&b, 0, "d1"));
+    }
+}

@@ -1,0 +1,296 @@
+//! `xp run`: resolve the grid, skip what is done, train the rest, commit each run's results.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use indicatif::ProgressBar;
+
+use super::identity::{self, canonical_config, run_id};
+use super::results::{self, RunRecord, RunRow};
+use super::spec::{self, Experiment, PlannedRun};
+use crate::dataset::{self, Splits};
+use crate::progress::Progress;
+use crate::store::{Store, TableChange, Transaction};
+use crate::train::{self, EpochLog, TrainObserver};
+
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+impl Device {
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub dry_run: bool,
+    pub force: bool,
+    pub device: Device,
+    pub overrides: Vec<String>,
+    pub progress: Progress,
+}
+
+/// The plan for one run, as `--dry-run` shows it.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub run: PlannedRun,
+    pub id: String,
+    pub canonical: String,
+    pub status: PlanStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanStatus {
+    Done,
+    Todo,
+    Skipped(String),
+}
+
+/// Resolves an experiment against the store: ids and what is already done.
+pub fn plan(store: &Store, experiment: &Experiment, force: bool) -> Result<(String, Vec<RunPlan>)> {
+    let snapshot_text = &experiment.runs[0].config.data.snapshot;
+    if experiment
+        .runs
+        .iter()
+        .any(|r| &r.config.data.snapshot != snapshot_text)
+    {
+        bail!("data.snapshot must be the same for every run of an experiment");
+    }
+    let snapshot_id = store.resolve_snapshot(snapshot_text)?;
+    let snapshot = store.read_snapshot(&snapshot_id)?;
+    let data_id = identity::data_snapshot(&snapshot).id();
+    let head = store.head()?;
+    let done: BTreeSet<String> = results::read_runs(store, &head.snapshot)?
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    let has_pseudo = snapshot.tables.contains_key("pseudo_labels");
+    let plans = experiment
+        .runs
+        .iter()
+        .map(|run| {
+            let canonical = canonical_config(&run.config, run.seed, &data_id);
+            let id = run_id(&canonical, &data_id);
+            let status = if run.config.train.pseudo_labels.use_ && !has_pseudo {
+                PlanStatus::Skipped(
+                    "the store holds no pseudo-labels (table `pseudo_labels`); ingest some to run \
+                     this variant"
+                        .into(),
+                )
+            } else if done.contains(&id) && !force {
+                PlanStatus::Done
+            } else {
+                PlanStatus::Todo
+            };
+            RunPlan {
+                run: run.clone(),
+                id,
+                canonical,
+                status,
+            }
+        })
+        .collect();
+    Ok((data_id, plans))
+}
+
+/// Shows progress of one run on a bar.
+struct BarObserver<'a> {
+    bar: &'a ProgressBar,
+    label: String,
+}
+
+impl TrainObserver for BarObserver<'_> {
+    fn epoch_done(&self, log: &EpochLog, total: usize) {
+        self.bar.set_message(format!(
+            "{} | epoch {}/{} train loss {:.3} val loss {:.3} val acc {:.3}",
+            self.label, log.epoch, total, log.train_loss, log.val_loss, log.val.accuracy
+        ));
+    }
+    fn step_done(&self) {
+        self.bar.inc(1);
+    }
+}
+
+/// Trains one planned run on an already loaded dataset.
+pub fn train_one(
+    splits: &Splits,
+    plan: &RunPlan,
+    device: Device,
+    observer: &dyn TrainObserver,
+) -> Result<train::TrainOutcome> {
+    match device {
+        Device::Cpu => {
+            type B = burn::backend::Autodiff<burn::backend::NdArray>;
+            let dev = burn::backend::ndarray::NdArrayDevice::Cpu;
+            train::train::<B>(splits, &plan.run.config, plan.run.seed, &dev, observer)
+        }
+        Device::Cuda => train_cuda(splits, plan, observer),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn train_cuda(
+    splits: &Splits,
+    plan: &RunPlan,
+    observer: &dyn TrainObserver,
+) -> Result<train::TrainOutcome> {
+    type B = burn::backend::Autodiff<burn::backend::Cuda>;
+    let dev = burn::backend::cuda::CudaDevice::default();
+    train::train::<B>(splits, &plan.run.config, plan.run.seed, &dev, observer)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn train_cuda(_: &Splits, _: &RunPlan, _: &dyn TrainObserver) -> Result<train::TrainOutcome> {
+    bail!("this xp was built without CUDA: rebuild with `cargo build --release --features cuda`")
+}
+
+/// The key under which loaded datasets are shared between runs: the settings that shape them.
+fn dataset_key(run: &PlannedRun) -> String {
+    let c = &run.config;
+    serde_json::to_string(&(
+        &c.data,
+        &c.model.keypoints.streams,
+        c.model.keypoints.offsets,
+        c.model.sequence.max_frames,
+        c.model.sequence.sampling,
+    ))
+    .expect("serialisable")
+}
+
+/// What `run_experiment` did.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub trained: usize,
+    pub done_before: usize,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Runs every run of the experiment that is not done, committing each as it finishes.
+pub fn run_experiment(
+    store: &Store,
+    experiment: &Experiment,
+    options: &RunOptions,
+) -> Result<RunSummary> {
+    let (data_id, plans) = plan(store, experiment, options.force)?;
+    let mut summary = RunSummary::default();
+    let todo: Vec<&RunPlan> = plans
+        .iter()
+        .filter(|p| p.status == PlanStatus::Todo)
+        .collect();
+    for p in &plans {
+        match &p.status {
+            PlanStatus::Done => summary.done_before += 1,
+            PlanStatus::Skipped(why) => summary.skipped.push((
+                format!("{} seed {}", p.run.variant, p.run.seed),
+                why.clone(),
+            )),
+            PlanStatus::Todo => {}
+        }
+    }
+    if todo.is_empty() {
+        return Ok(summary);
+    }
+    let data_snapshot = identity::find_data_snapshot(store, &data_id)?;
+    let mut datasets: BTreeMap<String, Splits> = BTreeMap::new();
+    for (i, plan) in todo.iter().enumerate() {
+        let key = dataset_key(&plan.run);
+        if !datasets.contains_key(&key) {
+            datasets.clear(); // keep one dataset in memory at a time
+            let splits = dataset::load(store, &data_snapshot, &plan.run.config)?;
+            datasets.insert(key.clone(), splits);
+        }
+        let splits = &datasets[&key];
+        let steps = (splits
+            .train
+            .len()
+            .div_ceil(plan.run.config.train.batch_size)
+            * plan.run.config.train.epochs) as u64;
+        let bar = options.progress.bar(steps, "train", "steps");
+        let label = format!(
+            "run {}/{} {} seed {}",
+            i + 1,
+            todo.len(),
+            plan.run.variant,
+            plan.run.seed
+        );
+        bar.set_message(label.clone());
+        let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let clock = Instant::now();
+        let outcome = train_one(
+            splits,
+            plan,
+            options.device,
+            &BarObserver { bar: &bar, label },
+        )?;
+        let seconds = clock.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let record = RunRecord {
+            row: RunRow {
+                run_id: plan.id.clone(),
+                experiment: experiment.name.clone(),
+                variant: plan.run.variant.clone(),
+                seed: plan.run.seed,
+                config: plan.canonical.clone(),
+                data_snapshot: data_id.clone(),
+                started,
+                train_seconds: seconds,
+                epochs_run: outcome.epochs.len() as i32,
+                best_epoch: outcome.best_epoch as i32,
+                params: outcome.params as i64,
+                train_videos: splits.train.len() as i32,
+                device: options.device.name().into(),
+                xp_version: identity::XP_VERSION.into(),
+            },
+            outcome: &outcome,
+        };
+        commit_run(store, &record)?;
+        eprintln!(
+            "finished {} seed {} in {:.1} s: test accuracy {:.4}, macro-F1 {:.4} (best epoch {})",
+            plan.run.variant,
+            plan.run.seed,
+            seconds,
+            outcome.test.accuracy,
+            outcome.test.macro_f1,
+            outcome.best_epoch
+        );
+        summary.trained += 1;
+    }
+    Ok(summary)
+}
+
+/// Commits one run's results atomically (a killed `xp run` loses at most the run in progress).
+pub fn commit_run(store: &Store, record: &RunRecord) -> Result<()> {
+    let [runs, metrics, predictions] = results::batches(record)?;
+    let key = format!("run={}", record.row.run_id);
+    let mut txn = Transaction::begin(store)?;
+    let parts = [
+        ("runs", txn.stager().stage(key.clone(), &runs)?),
+        ("metrics", txn.stager().stage(key.clone(), &metrics)?),
+        ("predictions", txn.stager().stage(key, &predictions)?),
+    ];
+    txn.commit(&format!("run {}", record.row.experiment), |_, _| {
+        Ok(parts
+            .iter()
+            .map(|(table, part)| TableChange {
+                table: table.to_string(),
+                parts: vec![part.clone()],
+            })
+            .collect())
+    })?;
+    Ok(())
+}
+
+/// Loads an experiment file (a thin wrapper kept here so commands need one import).
+pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment> {
+    spec::load(path, overrides)
+}

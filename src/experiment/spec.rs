@@ -1,0 +1,458 @@
+//! The experiment file: defaults, a grid of dotted-path overrides, and seeds.
+//!
+//! Parsing is strict: an unknown key, a wrong type, an empty grid or a grid key that names no
+//! setting is an error that names the file, the line and the key's path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+use crate::ingest::BadInput;
+
+/// Every setting that can change a result. Serialised canonically, it is part of a run's id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// `current`, `@N`, or a snapshot id: which data the runs read.
+    pub snapshot: String,
+    /// A protocol from `xp sql "SELECT DISTINCT protocol FROM protocols"`.
+    pub protocol: String,
+    /// Share of the training subjects held out for early stopping (never the test split).
+    pub val_fraction: f64,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            snapshot: "current".into(),
+            protocol: "imigue-emotion".into(),
+            val_fraction: 0.2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    Keypoints,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub modalities: Vec<Modality>,
+    pub keypoints: KeypointConfig,
+    pub sequence: SequenceConfig,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            modalities: vec![Modality::Keypoints],
+            keypoints: KeypointConfig::default(),
+            sequence: SequenceConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneName {
+    Mlp,
+    Gcn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamName {
+    Body,
+    Face,
+    Hands,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Every k-th frame, k = ceil(len / max_frames), from the first frame.
+    Uniform,
+    /// max_frames equal segments; the middle frame of each.
+    Segment,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeypointConfig {
+    pub backbone: BackboneName,
+    /// Streams fed to the model; the others are zeroed.
+    pub streams: Vec<StreamName>,
+    /// Append inter-frame offsets (dx, dy) to every point.
+    pub offsets: bool,
+    /// Channels of the GCN's graph convolutions.
+    pub gcn_channels: usize,
+    /// Hidden width of the MLP backbone's per-stream MLPs.
+    pub mlp_hidden: usize,
+}
+
+impl Default for KeypointConfig {
+    fn default() -> Self {
+        KeypointConfig {
+            backbone: BackboneName::Mlp,
+            streams: vec![StreamName::Body, StreamName::Face, StreamName::Hands],
+            offsets: true,
+            gcn_channels: 32,
+            mlp_hidden: 128,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SequenceConfig {
+    /// Frames sampled from each video.
+    pub max_frames: usize,
+    pub sampling: Sampling,
+    pub dim: usize,
+    pub layers: usize,
+    pub heads: usize,
+    /// Frames are average-pooled to at most this many tokens before attention.
+    pub max_tokens: usize,
+    pub dropout: f64,
+}
+
+impl Default for SequenceConfig {
+    fn default() -> Self {
+        SequenceConfig {
+            max_frames: 512,
+            sampling: Sampling::Uniform,
+            dim: 64,
+            layers: 1,
+            heads: 4,
+            max_tokens: 128,
+            dropout: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossName {
+    /// Plain cross-entropy.
+    Ce,
+    /// Cross-entropy weighted by inverse class frequency in the training set.
+    WeightedCe,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PseudoLabelConfig {
+    /// Merge pseudo-labelled pool videos into the training set.
+    #[serde(rename = "use")]
+    pub use_: bool,
+    /// Which labeler's pseudo-labels (the `labeler` column of `pseudo_labels`).
+    pub labeler: Option<String>,
+    /// Ignore pseudo-labels below this confidence.
+    pub min_confidence: f64,
+    /// Loss weight of a pseudo-labelled video relative to a gold one.
+    pub weight: f64,
+}
+
+impl Default for PseudoLabelConfig {
+    fn default() -> Self {
+        PseudoLabelConfig {
+            use_: false,
+            labeler: None,
+            min_confidence: 0.0,
+            weight: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub warmup_epochs: usize,
+    pub batch_size: usize,
+    pub loss: LossName,
+    /// Stop after this many epochs without a better validation loss.
+    pub patience: usize,
+    pub pseudo_labels: PseudoLabelConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 20,
+            lr: 1e-3,
+            weight_decay: 0.01,
+            warmup_epochs: 2,
+            batch_size: 8,
+            loss: LossName::WeightedCe,
+            patience: 6,
+            pseudo_labels: PseudoLabelConfig::default(),
+        }
+    }
+}
+
+/// Settings that cannot change a result: never part of a run's identity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Worker threads (0 = all cores).
+    pub threads: usize,
+}
+
+/// The experiment file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExperimentFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    data: DataConfig,
+    #[serde(default)]
+    model: ModelConfig,
+    #[serde(default)]
+    train: TrainConfig,
+    #[serde(default)]
+    runtime: RuntimeConfig,
+    /// When the store holds no videos, create it with the synthetic demo dataset first.
+    #[serde(default)]
+    demo_if_empty: bool,
+    seeds: Vec<u64>,
+    #[serde(default)]
+    grid: Option<BTreeMap<String, Vec<Value>>>,
+}
+
+/// One resolved run of an experiment.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    /// e.g. `backbone=mlp,pseudo_labels.use=false`: the grid values that define the variant.
+    pub variant: String,
+    pub seed: u64,
+    pub config: RunConfig,
+}
+
+/// A parsed experiment: its runs in a stable order (grid order, then seeds).
+#[derive(Debug)]
+pub struct Experiment {
+    pub name: String,
+    pub description: String,
+    pub path: PathBuf,
+    pub runtime: RuntimeConfig,
+    pub demo_if_empty: bool,
+    pub runs: Vec<PlannedRun>,
+}
+
+fn yaml_error(path: &Path, err: serde_yaml::Error) -> BadInput {
+    let line = err.location().map(|l| l.line() as u64);
+    let mut e = BadInput::new(path, err.to_string());
+    e.line = line;
+    e
+}
+
+/// Sets `value` at a dotted path inside a YAML mapping; errors if the path does not exist in
+/// `reference` (the fully defaulted config), so a misspelt grid key is caught.
+fn set_path(target: &mut Value, reference: &Value, path: &str, value: Value) -> Result<(), String> {
+    let mut node = target;
+    let mut reference = reference;
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let key = Value::String((*part).to_string());
+        reference = reference
+            .get(part)
+            .ok_or_else(|| format!("`{path}` is not a setting (no `{}`)", parts[..=i].join(".")))?;
+        if !node.is_mapping() {
+            *node = Value::Mapping(Default::default());
+        }
+        let map = node.as_mapping_mut().expect("made a mapping above");
+        if i == parts.len() - 1 {
+            map.insert(key, value);
+            return Ok(());
+        }
+        node = map.entry(key).or_insert(Value::Mapping(Default::default()));
+    }
+    Ok(())
+}
+
+fn short_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+    }
+}
+
+/// Reads and resolves an experiment file. `overrides` are `key=value` pairs from `--set`.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput::new(path, format!("cannot read: {e}")))?;
+    let mut file: ExperimentFile = serde_yaml::from_str(&text).map_err(|e| yaml_error(path, e))?;
+    // `--set seeds=[...]` replaces the seeds; every other key is a setting of the runs.
+    let mut overrides: Vec<&String> = overrides.iter().collect();
+    if let Some(i) = overrides.iter().position(|o| o.starts_with("seeds=")) {
+        let text = &overrides[i]["seeds=".len()..];
+        file.seeds = serde_yaml::from_str(text)
+            .map_err(|e| anyhow!("--set seeds={text}: expected a list of integers ({e})"))?;
+        overrides.remove(i);
+    }
+    if file.seeds.is_empty() {
+        return Err(
+            BadInput::new(path, "`seeds` is empty: give at least one seed")
+                .field("seeds")
+                .into(),
+        );
+    }
+    // The fully defaulted config as YAML: grid keys and --set keys must exist in it.
+    let mut base = serde_yaml::to_value(RunConfig {
+        data: file.data,
+        model: file.model,
+        train: file.train,
+    })?;
+    let reference = base.clone();
+    for o in overrides {
+        let (key, value) = o
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set {o}: expected KEY=VALUE, e.g. train.epochs=5"))?;
+        let value: Value = serde_yaml::from_str(value)
+            .with_context(|| format!("--set {o}: the value is not YAML"))?;
+        set_path(&mut base, &reference, key, value).map_err(|m| anyhow!("--set {o}: {m}"))?;
+    }
+
+    let grid = file.grid.unwrap_or_default();
+    let line_of = |key: &str| {
+        text.lines()
+            .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .map(|i| i as u64 + 1)
+    };
+    for (key, values) in &grid {
+        let mut err = None;
+        if values.is_empty() {
+            err = Some(format!("grid key `{key}` has no values"));
+        } else if let Err(m) = set_path(&mut base.clone(), &reference, key, values[0].clone()) {
+            err = Some(format!("grid key {m}"));
+        }
+        if let Some(message) = err {
+            let mut e = BadInput::new(path, message).field(format!("grid.{key}"));
+            e.line = line_of(key);
+            return Err(e.into());
+        }
+    }
+    // Cartesian product of the grid, in key order then value order.
+    let mut variants: Vec<(Vec<String>, Value)> = vec![(Vec::new(), base)];
+    for (key, values) in &grid {
+        let mut next = Vec::new();
+        for (labels, config) in &variants {
+            for v in values {
+                let mut c = config.clone();
+                set_path(&mut c, &reference, key, v.clone()).expect("checked above");
+                let mut l = labels.clone();
+                // The last part of the path names the setting, unless it is a generic word
+                // like `use`: then its parent does (`pseudo_labels=true`).
+                let mut parts = key.rsplit('.');
+                let last = parts.next().unwrap_or(key);
+                let short_key = match (last, parts.next()) {
+                    ("use" | "enabled", Some(parent)) => parent,
+                    _ => last,
+                };
+                l.push(format!("{short_key}={}", short_value(v)));
+                next.push((l, c));
+            }
+        }
+        variants = next;
+    }
+    let mut runs = Vec::new();
+    for (labels, value) in variants {
+        let variant = if labels.is_empty() {
+            "default".to_string()
+        } else {
+            labels.join(",")
+        };
+        let config: RunConfig = serde_yaml::from_value(value)
+            .map_err(|e| BadInput::new(path, format!("variant {variant}: {e}")))?;
+        validate(&config).map_err(|m| BadInput::new(path, format!("variant {variant}: {m}")))?;
+        for &seed in &file.seeds {
+            runs.push(PlannedRun {
+                variant: variant.clone(),
+                seed,
+                config: config.clone(),
+            });
+        }
+    }
+    if crate::protocol::by_name(&runs[0].config.data.protocol).is_none() {
+        bail!(
+            BadInput::new(
+                path,
+                format!("unknown protocol `{}`", runs[0].config.data.protocol)
+            )
+            .field("data.protocol")
+        );
+    }
+    Ok(Experiment {
+        name: file.name,
+        description: file.description,
+        path: path.to_path_buf(),
+        runtime: file.runtime,
+        demo_if_empty: file.demo_if_empty,
+        runs,
+    })
+}
+
+/// Checks the values that types alone cannot.
+fn validate(c: &RunConfig) -> Result<(), String> {
+    let s = &c.model.sequence;
+    let t = &c.train;
+    let checks: [(bool, &str); 10] = [
+        (
+            s.max_frames >= 2,
+            "model.sequence.max_frames must be at least 2",
+        ),
+        (s.dim >= 4, "model.sequence.dim must be at least 4"),
+        (
+            s.heads >= 1 && s.dim.is_multiple_of(s.heads) && s.dim.is_multiple_of(2),
+            "model.sequence.dim must be even and a multiple of heads",
+        ),
+        (
+            s.max_tokens >= 1,
+            "model.sequence.max_tokens must be at least 1",
+        ),
+        (
+            (0.0..1.0).contains(&s.dropout),
+            "model.sequence.dropout must be in [0, 1)",
+        ),
+        (t.epochs >= 1, "train.epochs must be at least 1"),
+        (t.batch_size >= 1, "train.batch_size must be at least 1"),
+        (t.lr > 0.0 && t.lr.is_finite(), "train.lr must be positive"),
+        (
+            !c.model.keypoints.streams.is_empty(),
+            "model.keypoints.streams is empty",
+        ),
+        (
+            (0.0..0.9).contains(&c.data.val_fraction),
+            "data.val_fraction must be in [0, 0.9)",
+        ),
+    ];
+    match checks.iter().find(|(ok, _)| !ok) {
+        Some((_, m)) => Err(m.to_string()),
+        None => Ok(()),
+    }
+}

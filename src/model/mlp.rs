@@ -1,0 +1,127 @@
+//! The paper's "MLP-ified" keypoint backbone: no graph, one small MLP per stream and frame.
+//!
+//! Per frame, each stream (body 25 points, face 70, both hands 42) is flattened to
+//! `points x channels` and mapped by its own `Linear -> GELU -> Linear` to `dim`. The three
+//! stream vectors are **concatenated** (not summed) and projected to `dim`: concatenation keeps
+//! the streams apart so the projection can weigh them, which summing would blur. Frames are
+//! independent, so padded frames cannot leak into real ones here.
+
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::gelu;
+
+use super::graph::STREAMS;
+
+/// Sizes of the MLP backbone.
+#[derive(Debug, Clone)]
+pub struct MlpBackboneConfig {
+    /// Channels per point (3, or 5 with offsets).
+    pub channels: usize,
+    /// Hidden width of each stream's MLP.
+    pub hidden: usize,
+    /// Output feature size per frame.
+    pub dim: usize,
+    /// Dropout on the fused frame feature.
+    pub dropout: f64,
+}
+
+/// `Linear -> GELU -> Linear` for one stream.
+#[derive(Module, Debug)]
+pub struct StreamMlp<B: Backend> {
+    pub input: Linear<B>,
+    pub output: Linear<B>,
+}
+
+impl<B: Backend> StreamMlp<B> {
+    fn new(d_in: usize, hidden: usize, dim: usize, device: &B::Device) -> Self {
+        Self {
+            input: LinearConfig::new(d_in, hidden).init(device),
+            output: LinearConfig::new(hidden, dim).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.output.forward(gelu(self.input.forward(x)))
+    }
+}
+
+/// Per-frame MLP over the body, face and hands streams: `[B, T, 137, C] -> [B, T, dim]`.
+#[derive(Module, Debug)]
+pub struct MlpBackbone<B: Backend> {
+    /// One MLP per stream, in [`STREAMS`] order (body, face, hands).
+    pub streams: Vec<StreamMlp<B>>,
+    /// Projection of the concatenated stream features to `dim`.
+    pub fuse: Linear<B>,
+    pub dropout: Dropout,
+}
+
+impl MlpBackboneConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> MlpBackbone<B> {
+        let streams = STREAMS
+            .iter()
+            .map(|range| StreamMlp::new(range.len() * self.channels, self.hidden, self.dim, device))
+            .collect();
+        MlpBackbone {
+            streams,
+            fuse: LinearConfig::new(STREAMS.len() * self.dim, self.dim).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+impl<B: Backend> MlpBackbone<B> {
+    pub fn forward(&self, points: Tensor<B, 4>) -> Tensor<B, 3> {
+        let [b, t, _, c] = points.dims();
+        let features = STREAMS
+            .iter()
+            .zip(&self.streams)
+            .map(|(range, mlp)| {
+                let stream = points.clone().slice([0..b, 0..t, range.clone(), 0..c]);
+                mlp.forward(stream.reshape([b, t, range.len() * c]))
+            })
+            .collect();
+        let fused = self.fuse.forward(Tensor::cat(features, 2));
+        self.dropout.forward(fused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_util::{TestBackend, batch, rng_lock};
+
+    #[test]
+    fn maps_every_frame_to_dim() {
+        let _rng = rng_lock();
+        let device = Default::default();
+        for channels in [3, 5] {
+            let config = MlpBackboneConfig {
+                channels,
+                hidden: 32,
+                dim: 16,
+                dropout: 0.0,
+            };
+            let model = config.init::<TestBackend>(&device);
+            let input = batch::<TestBackend>(&[7, 4], 7, channels, 1, &device);
+            assert_eq!(model.forward(input.points).dims(), [2, 7, 16]);
+        }
+    }
+
+    #[test]
+    fn frames_are_independent() {
+        let _rng = rng_lock();
+        let device = Default::default();
+        let config = MlpBackboneConfig {
+            channels: 3,
+            hidden: 32,
+            dim: 16,
+            dropout: 0.0,
+        };
+        let model = config.init::<TestBackend>(&device);
+        let whole = batch::<TestBackend>(&[6], 6, 3, 2, &device).points;
+        let first = whole.clone().slice([0..1, 0..3]);
+        let a = model.forward(whole).slice([0..1, 0..3]).into_data();
+        let b = model.forward(first).into_data();
+        a.assert_approx_eq::<f32>(&b, burn::tensor::Tolerance::absolute(1e-6));
+    }
+}

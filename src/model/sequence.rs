@@ -1,0 +1,224 @@
+//! Long-sequence encoder: thousands of frame features -> one vector per sequence.
+//!
+//! Interviews run to thousands of frames (median about 7,000). Self-attention costs
+//! `T^2` memory and time per head and layer, which is out of reach on a CPU for such `T`
+//! (T = 8192, 4 heads, batch 8: 2 G attention weights per layer). So the frames are first
+//! average-pooled in time to at most `max_tokens` tokens: `stride = ceil(T / max_tokens)`
+//! frames per token, `ceil(T / stride)` tokens. Attention then costs at most
+//! `max_tokens^2` (256^2 = 65 K weights per head), whatever `T` is; the frame-level
+//! backbone stays linear in `T`. Then: sinusoidal positional encoding (by token index),
+//! a pre-norm transformer encoder that ignores padded tokens, and a masked mean.
+//!
+//! The stride depends on the padded length of the batch, so one video can be pooled
+//! differently in different batches; train and evaluate with the same `max_tokens`.
+
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{LayerNorm, LayerNormConfig, PositionalEncoding, PositionalEncodingConfig};
+use burn::prelude::*;
+use burn::tensor::ops::PadMode;
+
+/// Feed-forward width of each transformer layer, as a multiple of `dim`. Kept at 2 (not the
+/// usual 4): the training sets hold about a hundred videos.
+const FF_MULTIPLIER: usize = 2;
+
+/// Sizes of the sequence encoder.
+#[derive(Debug, Clone)]
+pub struct SequenceEncoderConfig {
+    /// Token size (even, divisible by `heads`).
+    pub dim: usize,
+    pub layers: usize,
+    pub heads: usize,
+    /// Upper bound on the number of tokens after temporal pooling.
+    pub max_tokens: usize,
+    pub dropout: f64,
+}
+
+/// Temporal pooling + transformer + masked mean: `[B, T, dim]` -> `[B, dim]`.
+#[derive(Module, Debug)]
+pub struct SequenceEncoder<B: Backend> {
+    pub positions: PositionalEncoding<B>,
+    pub encoder: TransformerEncoder<B>,
+    /// Final norm, needed because the layers are pre-norm.
+    pub norm: LayerNorm<B>,
+    pub max_tokens: usize,
+}
+
+impl SequenceEncoderConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> SequenceEncoder<B> {
+        assert!(self.max_tokens > 0, "max_tokens must be positive");
+        assert!(
+            self.dim.is_multiple_of(2),
+            "dim must be even (sinusoidal positions)"
+        );
+        assert!(
+            self.dim.is_multiple_of(self.heads),
+            "dim must be divisible by heads"
+        );
+        SequenceEncoder {
+            positions: PositionalEncodingConfig::new(self.dim)
+                .with_max_sequence_size(self.max_tokens)
+                .with_max_timescale(self.max_tokens.max(10_000))
+                .init(device),
+            encoder: TransformerEncoderConfig::new(
+                self.dim,
+                FF_MULTIPLIER * self.dim,
+                self.heads,
+                self.layers,
+            )
+            .with_dropout(self.dropout)
+            // Pre-norm trains more stably from scratch on small data.
+            .with_norm_first(true)
+            .init(device),
+            norm: LayerNormConfig::new(self.dim).init(device),
+            max_tokens: self.max_tokens,
+        }
+    }
+}
+
+/// Frames per token for a padded length `frames`: `ceil(frames / max_tokens)`.
+pub fn pooling_stride(frames: usize, max_tokens: usize) -> usize {
+    frames.div_ceil(max_tokens).max(1)
+}
+
+/// Masked average pooling over windows of `stride = pooling_stride(T, max_tokens)` frames.
+///
+/// `x`: `[B, T, D]`, `mask`: `[B, T]` (1 = real). Returns `([B, L, D], [B, L])` with
+/// `L = ceil(T / stride) <= max_tokens`: each token is the mean of the real frames of its
+/// window, and counts as real (1.0) if any frame of the window is real, else 0.0 (and holds
+/// zeros). Padded frames never enter a token's value.
+pub fn temporal_pool<B: Backend>(
+    x: Tensor<B, 3>,
+    mask: Tensor<B, 2>,
+    max_tokens: usize,
+) -> (Tensor<B, 3>, Tensor<B, 2>) {
+    let [b, t, d] = x.dims();
+    let stride = pooling_stride(t, max_tokens);
+    let tokens = t.div_ceil(stride);
+    let extra = tokens * stride - t;
+    let (x, mask) = if extra > 0 {
+        (
+            x.pad([(0, 0), (0, extra), (0, 0)], PadMode::Constant(0.0)),
+            mask.pad([(0, 0), (0, extra)], PadMode::Constant(0.0)),
+        )
+    } else {
+        (x, mask)
+    };
+    let weights = mask.reshape([b, tokens, stride, 1]);
+    let sums = (x.reshape([b, tokens, stride, d]) * weights.clone()).sum_dim(2);
+    let counts = weights.sum_dim(2);
+    let pooled = (sums / counts.clone().clamp_min(1.0)).reshape([b, tokens, d]);
+    let token_mask = counts.reshape([b, tokens]).greater_elem(0.0).float();
+    (pooled, token_mask)
+}
+
+impl<B: Backend> SequenceEncoder<B> {
+    /// `x`: `[B, T, dim]` frame features, `mask`: `[B, T]` (1 = real). Returns `[B, dim]`.
+    /// Every sequence needs at least one real frame.
+    pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        let (tokens, token_mask) = temporal_pool(x, mask, self.max_tokens);
+        let [b, l, d] = tokens.dims();
+        let tokens = self.positions.forward(tokens);
+        // burn's padding mask is true where a token must be ignored.
+        let padding = token_mask.clone().lower_elem(0.5);
+        let encoded = self
+            .encoder
+            .forward(TransformerEncoderInput::new(tokens).mask_pad(padding));
+        let encoded = self.norm.forward(encoded);
+        let weights = token_mask.reshape([b, l, 1]);
+        let sums = (encoded * weights.clone()).sum_dim(1).reshape([b, d]);
+        let counts = weights.sum_dim(1).reshape([b, 1]).clamp_min(1.0);
+        sums / counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::test_util::{TestBackend, rng_lock, values};
+
+    type Inner = burn::backend::NdArray;
+
+    fn tensor3(data: Vec<f32>, shape: [usize; 3]) -> Tensor<Inner, 3> {
+        Tensor::from_data(TensorData::new(data, shape), &Default::default())
+    }
+
+    #[test]
+    fn stride_and_token_count() {
+        assert_eq!(pooling_stride(50, 256), 1);
+        assert_eq!(pooling_stride(256, 256), 1);
+        assert_eq!(pooling_stride(257, 256), 2);
+        assert_eq!(pooling_stride(4096, 256), 16);
+        assert_eq!(pooling_stride(8191, 256), 32);
+        for t in [1usize, 255, 256, 257, 1000, 4096, 8191, 35_000] {
+            assert!(t.div_ceil(pooling_stride(t, 256)) <= 256);
+        }
+    }
+
+    #[test]
+    fn pooling_averages_real_frames_only() {
+        // T = 5, max_tokens 2 -> stride 3, tokens [0..3) and [3..6) (frame 5 is padding).
+        let x = tensor3(
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0],
+            [2, 5, 1],
+        );
+        let mask = Tensor::<Inner, 2>::from_data(
+            TensorData::new(
+                vec![1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+                [2, 5],
+            ),
+            &Default::default(),
+        );
+        let (pooled, token_mask) = temporal_pool(x, mask, 2);
+        assert_eq!(
+            pooled.into_data().to_vec::<f32>().unwrap(),
+            vec![2.0, 4.5, 10.0, 0.0]
+        );
+        assert_eq!(
+            token_mask.into_data().to_vec::<f32>().unwrap(),
+            vec![1.0, 1.0, 1.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn long_sequence_pools_to_max_tokens() {
+        let (b, t, d) = (1, 4096, 8);
+        let x = tensor3(values(b * t * d, 5), [b, t, d]);
+        let mask = Tensor::<Inner, 2>::ones([b, t], &Default::default());
+        let (pooled, token_mask) = temporal_pool(x, mask, 256);
+        assert_eq!(pooled.dims(), [1, 256, 8]);
+        assert_eq!(token_mask.sum().into_scalar(), 256.0);
+    }
+
+    #[test]
+    fn encoder_ignores_padding() {
+        let _rng = rng_lock();
+        let device = Default::default();
+        let config = SequenceEncoderConfig {
+            dim: 16,
+            layers: 1,
+            heads: 2,
+            max_tokens: 4,
+            dropout: 0.0,
+        };
+        let model = config.init::<TestBackend>(&device);
+        let mask = Tensor::<TestBackend, 2>::from_data(
+            TensorData::new(
+                [[1.0f32; 6], [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]].concat(),
+                [2, 6],
+            ),
+            &device,
+        );
+        let a: Tensor<TestBackend, 3> =
+            Tensor::from_data(TensorData::new(values(2 * 6 * 16, 1), [2, 6, 16]), &device);
+        let b: Tensor<TestBackend, 3> =
+            Tensor::from_data(TensorData::new(values(2 * 6 * 16, 2), [2, 6, 16]), &device);
+        let keep = mask.clone().reshape([2, 6, 1]);
+        let b = a.clone() * keep.clone() + b * (keep.neg() + 1.0);
+        let out_a = model.forward(a, mask.clone());
+        let out_b = model.forward(b, mask);
+        assert_eq!(out_a.dims(), [2, 16]);
+        assert_eq!(out_a.into_data(), out_b.into_data());
+    }
+}

@@ -1,0 +1,254 @@
+//! The training loop: weighted cross-entropy, AdamW with warm-up and cosine decay, early
+//! stopping on the validation split, and the final evaluation on the protocol's test split.
+
+pub mod metrics;
+pub mod schedule;
+
+use anyhow::Result;
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData, activation};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+use crate::dataset::{Example, Splits, normalize::POINTS};
+use crate::experiment::spec::{BackboneName, LossName, RunConfig};
+use crate::model::{Backbone, KeypointBatch, KeypointModel, KeypointModelConfig};
+use metrics::Metrics;
+
+/// What one epoch did.
+#[derive(Debug, Clone)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val: Metrics,
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub epochs: Vec<EpochLog>,
+    pub best_epoch: usize,
+    pub test: Metrics,
+    /// (video id, probability of win, label) per test video.
+    pub predictions: Vec<(i32, f32, u8)>,
+    pub params: u64,
+}
+
+/// Progress reporting from the loop (a progress bar, or nothing).
+pub trait TrainObserver {
+    fn epoch_done(&self, _log: &EpochLog, _total_epochs: usize) {}
+    fn step_done(&self) {}
+}
+
+impl TrainObserver for () {}
+
+pub fn model_config(config: &RunConfig, channels: usize) -> KeypointModelConfig {
+    let seq = &config.model.sequence;
+    let kp = &config.model.keypoints;
+    KeypointModelConfig {
+        backbone: match kp.backbone {
+            BackboneName::Mlp => Backbone::Mlp,
+            BackboneName::Gcn => Backbone::Gcn,
+        },
+        channels,
+        dim: seq.dim,
+        layers: seq.layers,
+        heads: seq.heads,
+        max_tokens: seq.max_tokens,
+        dropout: seq.dropout,
+        gcn_channels: kp.gcn_channels,
+        mlp_hidden: kp.mlp_hidden,
+        ..KeypointModelConfig::default()
+    }
+}
+
+/// Pads a batch of examples to its longest sequence.
+fn batch<B: Backend>(
+    examples: &[&Example],
+    channels: usize,
+    device: &B::Device,
+) -> KeypointBatch<B> {
+    let t_max = examples.iter().map(|e| e.frames).max().unwrap_or(1).max(1);
+    let n = examples.len();
+    let mut points = vec![0.0f32; n * t_max * POINTS * channels];
+    let mut mask = vec![0.0f32; n * t_max];
+    for (i, e) in examples.iter().enumerate() {
+        let start = i * t_max * POINTS * channels;
+        points[start..start + e.data.len()].copy_from_slice(&e.data);
+        for t in 0..e.frames {
+            mask[i * t_max + t] = 1.0;
+        }
+    }
+    KeypointBatch {
+        points: Tensor::from_data(
+            TensorData::new(points, [n, t_max, POINTS, channels]),
+            device,
+        ),
+        mask: Tensor::from_data(TensorData::new(mask, [n, t_max]), device),
+    }
+}
+
+/// Mean of per-example weighted cross-entropy, normalised by the weights.
+fn loss<B: Backend>(
+    logits: Tensor<B, 2>,
+    labels: &[u8],
+    weights: &[f32],
+    device: &B::Device,
+) -> Tensor<B, 1> {
+    let n = labels.len();
+    let log_p = activation::log_softmax(logits, 1);
+    let idx: Tensor<B, 2, Int> = Tensor::from_data(
+        TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [n, 1]),
+        device,
+    );
+    let picked = log_p.gather(1, idx).reshape([n]);
+    let w: Tensor<B, 1> = Tensor::from_data(TensorData::new(weights.to_vec(), [n]), device);
+    let total: f32 = weights.iter().sum();
+    picked
+        .mul(w)
+        .sum()
+        .neg()
+        .div_scalar(total.max(f32::MIN_POSITIVE))
+}
+
+/// Class weights: inverse frequency in the training set (or 1, 1 for plain cross-entropy).
+fn class_weights(train: &[Example], loss: LossName) -> [f32; 2] {
+    if loss == LossName::Ce {
+        return [1.0, 1.0];
+    }
+    let win = train.iter().filter(|e| e.label == 1).count().max(1) as f32;
+    let lose = train.iter().filter(|e| e.label == 0).count().max(1) as f32;
+    let n = win + lose;
+    [n / (2.0 * lose), n / (2.0 * win)]
+}
+
+/// Probabilities of win and the mean (class-weighted) loss over examples, without gradients.
+fn predict<B: Backend>(
+    model: &KeypointModel<B>,
+    examples: &[Example],
+    class_w: [f32; 2],
+    batch_size: usize,
+    channels: usize,
+    device: &B::Device,
+) -> (Vec<f32>, f64) {
+    let mut probs = Vec::with_capacity(examples.len());
+    let mut loss_sum = 0.0f64;
+    let mut weight_sum = 0.0f64;
+    for chunk in examples.chunks(batch_size) {
+        let refs: Vec<&Example> = chunk.iter().collect();
+        let input = batch::<B>(&refs, channels, device);
+        let logits = model.forward(&input);
+        let log_p = activation::log_softmax(logits, 1);
+        let values: Vec<f32> = log_p.into_data().to_vec().expect("f32 logits");
+        for (i, e) in chunk.iter().enumerate() {
+            let lp = values[i * 2 + e.label as usize] as f64;
+            let w = (class_w[e.label as usize] * e.weight) as f64;
+            loss_sum -= lp * w;
+            weight_sum += w;
+            probs.push(values[i * 2 + 1].exp());
+        }
+    }
+    (probs, loss_sum / weight_sum.max(f64::MIN_POSITIVE))
+}
+
+/// Trains one run on `splits`. Deterministic on CPU for a given seed.
+pub fn train<B: AutodiffBackend>(
+    splits: &Splits,
+    config: &RunConfig,
+    seed: u64,
+    device: &B::Device,
+    observer: &dyn TrainObserver,
+) -> Result<TrainOutcome> {
+    B::seed(device, seed);
+    let t = &config.train;
+    let channels = splits.channels;
+    let mut model: KeypointModel<B> = KeypointModel::new(&model_config(config, channels), device);
+    let params = model.num_params() as u64;
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(t.weight_decay as f32)
+        .init::<B, KeypointModel<B>>();
+    let class_w = class_weights(&splits.train, t.loss);
+    let steps_per_epoch = splits.train.len().div_ceil(t.batch_size);
+    let total_steps = steps_per_epoch * t.epochs;
+    let warmup = steps_per_epoch * t.warmup_epochs;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..splits.train.len()).collect();
+    let mut step = 0;
+    let mut logs = Vec::new();
+    let mut best: Option<(f64, usize, KeypointModel<B::InnerBackend>)> = None;
+    let mut since_best = 0;
+    // Without a validation split, the last epoch is the model evaluated.
+    let val_set = if splits.val.is_empty() {
+        &splits.train
+    } else {
+        &splits.val
+    };
+    for epoch in 1..=t.epochs {
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for chunk in order.chunks(t.batch_size) {
+            let examples: Vec<&Example> = chunk.iter().map(|&i| &splits.train[i]).collect();
+            let input = batch::<B>(&examples, channels, device);
+            let labels: Vec<u8> = examples.iter().map(|e| e.label).collect();
+            let weights: Vec<f32> = examples
+                .iter()
+                .map(|e| class_w[e.label as usize] * e.weight)
+                .collect();
+            let logits = model.forward(&input);
+            let l = loss(logits, &labels, &weights, device);
+            loss_sum += l.clone().into_scalar().elem::<f64>() * examples.len() as f64;
+            let grads = GradientsParams::from_grads(l.backward(), &model);
+            let lr = schedule::learning_rate(t.lr, step, warmup, total_steps);
+            model = optim.step(lr, model, grads);
+            step += 1;
+            observer.step_done();
+        }
+        let valid = model.valid();
+        let (probs, val_loss) = predict(&valid, val_set, class_w, t.batch_size, channels, device);
+        let labels: Vec<u8> = val_set.iter().map(|e| e.label).collect();
+        let log = EpochLog {
+            epoch,
+            train_loss: loss_sum / splits.train.len() as f64,
+            val_loss,
+            val: metrics::evaluate(&labels, &probs, 0.5),
+        };
+        observer.epoch_done(&log, t.epochs);
+        logs.push(log);
+        if best.as_ref().is_none_or(|(l, _, _)| val_loss < *l) {
+            best = Some((val_loss, epoch, valid));
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= t.patience {
+                break;
+            }
+        }
+    }
+    let (_, best_epoch, best_model) = best.expect("at least one epoch ran");
+    let (probs, _) = predict(
+        &best_model,
+        &splits.test,
+        class_w,
+        t.batch_size,
+        channels,
+        device,
+    );
+    let labels: Vec<u8> = splits.test.iter().map(|e| e.label).collect();
+    let test = metrics::evaluate(&labels, &probs, 0.5);
+    let predictions = splits
+        .test
+        .iter()
+        .zip(&probs)
+        .map(|(e, &p)| (e.video_id, p, e.label))
+        .collect();
+    Ok(TrainOutcome {
+        epochs: logs,
+        best_epoch,
+        test,
+        predictions,
+        params,
+    })
+}
