@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Makes progress bars that respect `--quiet` and non-terminal output.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +21,15 @@ impl Progress {
 
     pub fn hidden() -> Self {
         Progress { enabled: false }
+    }
+
+    /// A group of bars drawn together (e.g. the grid and the run in progress).
+    pub fn group(&self) -> MultiProgress {
+        if self.enabled {
+            MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10))
+        } else {
+            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+        }
     }
 
     /// A bar of `len` steps of `unit` (e.g. "files").

@@ -62,7 +62,7 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
     }
     let store = Store::open(root)?;
     if args.dry_run {
-        let (data_id, plans) = runner::plan(&store, &experiment, args.force)?;
+        let (data_id, plans) = runner::plan(&store, &experiment, args.force, args.device)?;
         println!(
             "experiment {} ({} runs) on data snapshot {}",
             experiment.name,

@@ -36,19 +36,27 @@ pub fn find_data_snapshot(store: &Store, data_id: &str) -> Result<Snapshot> {
     )
 }
 
-/// Everything a run computes from besides the data: stored as `runs.config`.
+/// Everything a run computes from besides the data: stored as `runs.config`. The device is
+/// part of it because floating point on a GPU does not give the CPU's bits.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ResolvedRun {
     pub seed: u64,
+    pub device: String,
     pub config: RunConfig,
 }
 
 /// The canonical text of a run's settings as it is hashed and stored: the data snapshot is
 /// the resolved id, never `current`.
-pub fn canonical_config(config: &RunConfig, seed: u64, data_id: &str) -> String {
+pub fn canonical_config(config: &RunConfig, seed: u64, device: &str, data_id: &str) -> String {
     let mut config = config.clone();
     config.data.snapshot = data_id.to_string();
-    serde_json::to_string(&ResolvedRun { seed, config }).expect("configs serialise")
+    let device = device.to_string();
+    serde_json::to_string(&ResolvedRun {
+        seed,
+        device,
+        config,
+    })
+    .expect("configs serialise")
 }
 
 /// blake3 of (canonical config, data snapshot, xp version).
@@ -74,8 +82,14 @@ mod tests {
         };
         let mut b = a.clone();
         b.data.snapshot = "@3".into();
-        let id =
-            |c: &RunConfig, seed: u64, data: &str| run_id(&canonical_config(c, seed, data), data);
+        let id = |c: &RunConfig, seed: u64, data: &str| {
+            run_id(&canonical_config(c, seed, "cpu", data), data)
+        };
+        // The device changes floating-point results, so it changes the id.
+        assert_ne!(
+            run_id(&canonical_config(&a, 0, "cpu", "d1"), "d1"),
+            run_id(&canonical_config(&a, 0, "cuda", "d1"), "d1")
+        );
         assert_eq!(id(&a, 0, "d1"), id(&b, 0, "d1"));
         assert_ne!(id(&a, 0, "d1"), id(&a, 0, "d2"));
         assert_ne!(id(&a, 0, "d1"), id(&a, 1, "d1"));

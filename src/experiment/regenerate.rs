@@ -82,7 +82,7 @@ pub fn regenerate(
             canonical: run.config.clone(),
             status: PlanStatus::Todo,
         };
-        let device = if run.device == "cuda" {
+        let device = if resolved.device == "cuda" {
             Device::Cuda
         } else {
             Device::Cpu

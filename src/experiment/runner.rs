@@ -57,7 +57,12 @@ pub enum PlanStatus {
 }
 
 /// Resolves an experiment against the store: ids and what is already done.
-pub fn plan(store: &Store, experiment: &Experiment, force: bool) -> Result<(String, Vec<RunPlan>)> {
+pub fn plan(
+    store: &Store,
+    experiment: &Experiment,
+    force: bool,
+    device: Device,
+) -> Result<(String, Vec<RunPlan>)> {
     let snapshot_text = &experiment.runs[0].config.data.snapshot;
     if experiment
         .runs
@@ -79,7 +84,7 @@ pub fn plan(store: &Store, experiment: &Experiment, force: bool) -> Result<(Stri
         .runs
         .iter()
         .map(|run| {
-            let canonical = canonical_config(&run.config, run.seed, &data_id);
+            let canonical = canonical_config(&run.config, run.seed, device.name(), &data_id);
             let id = run_id(&canonical, &data_id);
             let status = if run.config.train.pseudo_labels.use_ && !has_pseudo {
                 PlanStatus::Skipped(
@@ -181,7 +186,7 @@ pub fn run_experiment(
     experiment: &Experiment,
     options: &RunOptions,
 ) -> Result<RunSummary> {
-    let (data_id, plans) = plan(store, experiment, options.force)?;
+    let (data_id, plans) = plan(store, experiment, options.force, options.device)?;
     let mut summary = RunSummary::default();
     let todo: Vec<&RunPlan> = plans
         .iter()
@@ -202,6 +207,8 @@ pub fn run_experiment(
     }
     let data_snapshot = identity::find_data_snapshot(store, &data_id)?;
     let mut datasets: BTreeMap<String, Splits> = BTreeMap::new();
+    let group = options.progress.group();
+    let grid_bar = group.add(options.progress.bar(todo.len() as u64, "grid", "runs"));
     for (i, plan) in todo.iter().enumerate() {
         let key = dataset_key(&plan.run);
         if !datasets.contains_key(&key) {
@@ -215,7 +222,7 @@ pub fn run_experiment(
             .len()
             .div_ceil(plan.run.config.train.batch_size)
             * plan.run.config.train.epochs) as u64;
-        let bar = options.progress.bar(steps, "train", "steps");
+        let bar = group.add(options.progress.bar(steps, "train", "steps"));
         let label = format!(
             "run {}/{} {} seed {}",
             i + 1,
@@ -234,6 +241,8 @@ pub fn run_experiment(
         )?;
         let seconds = clock.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        group.remove(&bar);
+        grid_bar.inc(1);
         let record = RunRecord {
             row: RunRow {
                 run_id: plan.id.clone(),
@@ -254,7 +263,8 @@ pub fn run_experiment(
             outcome: &outcome,
         };
         commit_run(store, &record)?;
-        eprintln!(
+        group.suspend(|| {
+            eprintln!(
             "finished {} seed {} in {:.1} s: test accuracy {:.4}, macro-F1 {:.4} (best epoch {})",
             plan.run.variant,
             plan.run.seed,
@@ -262,9 +272,11 @@ pub fn run_experiment(
             outcome.test.accuracy,
             outcome.test.macro_f1,
             outcome.best_epoch
-        );
+        )
+        });
         summary.trained += 1;
     }
+    grid_bar.finish_and_clear();
     Ok(summary)
 }
 

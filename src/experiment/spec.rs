@@ -329,16 +329,18 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment> {
         train: file.train,
     })?;
     let reference = base.clone();
+    let mut grid = file.grid.unwrap_or_default();
     for o in overrides {
         let (key, value) = o
             .split_once('=')
             .ok_or_else(|| anyhow!("--set {o}: expected KEY=VALUE, e.g. train.epochs=5"))?;
+        // A --set of a grid key fixes it: the grid no longer varies it.
+        grid.remove(key);
         let value: Value = serde_yaml::from_str(value)
             .with_context(|| format!("--set {o}: the value is not YAML"))?;
         set_path(&mut base, &reference, key, value).map_err(|m| anyhow!("--set {o}: {m}"))?;
     }
 
-    let grid = file.grid.unwrap_or_default();
     let line_of = |key: &str| {
         text.lines()
             .position(|l| l.trim_start().starts_with(&format!("{key}:")))

@@ -252,3 +252,108 @@ pub fn train<B: AutodiffBackend>(
         params,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiment::spec::{BackboneName, RunConfig};
+
+    type B = burn::backend::Autodiff<burn::backend::NdArray>;
+
+    /// Videos whose label shows plainly: in Win videos the right wrist is raised.
+    fn separable(n: usize, frames: usize, offset: usize) -> Vec<Example> {
+        (0..n)
+            .map(|i| {
+                let label = (i % 2) as u8;
+                let mut data = vec![0.0f32; frames * POINTS * 3];
+                for t in 0..frames {
+                    let wrist = (t * POINTS + 4) * 3;
+                    data[wrist] = 0.5 + 0.01 * ((i + t) % 7) as f32;
+                    data[wrist + 1] = if label == 1 { -1.0 } else { 1.0 };
+                    data[wrist + 2] = 0.9;
+                    let neck = (t * POINTS + 1) * 3;
+                    data[neck + 2] = 0.9;
+                }
+                Example {
+                    video_id: (offset + i) as i32,
+                    subject_id: (i % 5) as i32,
+                    label,
+                    weight: 1.0,
+                    frames,
+                    data,
+                }
+            })
+            .collect()
+    }
+
+    fn config(backbone: BackboneName) -> RunConfig {
+        let mut c = RunConfig {
+            data: Default::default(),
+            model: Default::default(),
+            train: Default::default(),
+        };
+        c.model.keypoints.backbone = backbone;
+        c.model.keypoints.offsets = false;
+        c.model.keypoints.gcn_channels = 8;
+        c.model.keypoints.mlp_hidden = 16;
+        c.model.sequence.dim = 16;
+        c.model.sequence.max_tokens = 4;
+        c.model.sequence.dropout = 0.0;
+        c.train.epochs = 30;
+        c.train.lr = 1e-2;
+        c.train.patience = 30;
+        c
+    }
+
+    #[test]
+    fn both_backbones_learn_a_plain_signal() {
+        // burn-ndarray's random generator is global to the process: hold the tests' lock.
+        let _guard = crate::model::test_util::rng_lock();
+        let splits = Splits {
+            train: separable(24, 8, 0),
+            val: separable(8, 8, 100),
+            test: separable(10, 8, 200),
+            channels: 3,
+            missing_keypoints: vec![],
+        };
+        for backbone in [BackboneName::Mlp, BackboneName::Gcn] {
+            let outcome =
+                train::<B>(&splits, &config(backbone), 0, &Default::default(), &()).unwrap();
+            assert!(
+                outcome.test.accuracy >= 0.9,
+                "{backbone:?} did not learn: test accuracy {}",
+                outcome.test.accuracy
+            );
+            let first = outcome.epochs.first().unwrap().train_loss;
+            let last = outcome.epochs.last().unwrap().train_loss;
+            assert!(
+                last < first,
+                "{backbone:?}: training loss went from {first} to {last}"
+            );
+        }
+    }
+
+    #[test]
+    fn training_is_bit_identical_for_a_seed() {
+        let _guard = crate::model::test_util::rng_lock();
+        let splits = Splits {
+            train: separable(12, 6, 0),
+            val: separable(4, 6, 100),
+            test: separable(6, 6, 200),
+            channels: 3,
+            missing_keypoints: vec![],
+        };
+        let mut c = config(BackboneName::Mlp);
+        c.train.epochs = 2;
+        let a = train::<B>(&splits, &c, 3, &Default::default(), &()).unwrap();
+        let b = train::<B>(&splits, &c, 3, &Default::default(), &()).unwrap();
+        let bits = |o: &TrainOutcome| -> Vec<u32> {
+            o.predictions.iter().map(|p| p.1.to_bits()).collect()
+        };
+        assert_eq!(bits(&a), bits(&b));
+        assert_eq!(
+            a.epochs[1].train_loss.to_bits(),
+            b.epochs[1].train_loss.to_bits()
+        );
+    }
+}
