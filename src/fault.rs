@@ -16,6 +16,9 @@ pub fn crash_point(name: &str) {
     }
 }
 
+/// Reached by `xp run` right after a run's results are committed.
+pub const RUN_COMMITTED: &str = "run-committed";
+
 /// The crash points, in the order a commit passes them.
 pub const COMMIT_POINTS: &[&str] = &[
     "staged",

@@ -140,42 +140,53 @@ fn run_grid_skip_determinism_regenerate() {
 fn killed_run_resumes_the_grid() {
     let tmp = tempfile::tempdir().unwrap();
     let store = demo_store(tmp.path());
+    // The process dies (abort, no clean-up) right after its first run is committed.
+    let out = xp(&store)
+        .env("XP_CRASH_AT", xp::fault::RUN_COMMITTED)
+        .args(["run", &tiny()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(xp_out(&store, &["verify"]).status.code(), Some(0));
+    let out = xp_ok(&store, &["run", &tiny()]);
+    assert!(out.contains("trained 3 runs, 1 already done"), "{out}");
+
+    // And a SIGKILL from outside at some moment of a run: whatever was committed stays.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
     let bin = assert_cmd::cargo::cargo_bin("xp");
     let mut child = std::process::Command::new(&bin)
         .env("XP_STORE", &store)
-        .args(["--quiet", "run", &tiny()])
+        .args(["--quiet", "run", &tiny(), "--set", "train.epochs=6"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill as soon as the first run has been committed.
     let started = std::time::Instant::now();
-    loop {
+    let count = || -> usize {
         let out = xp_out(
             &store,
             &["sql", "SELECT COUNT(*) AS n FROM runs", "--format", "csv"],
         );
-        if String::from_utf8_lossy(&out.stdout)
-            .trim_end()
-            .ends_with("\n1")
-            || started.elapsed().as_secs() > 300
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0)
+    };
+    while count() == 0 && started.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(xp_out(&store, &["verify"]).status.code(), Some(0));
-    let out = xp_ok(&store, &["run", &tiny()]);
-    let done: usize = out
-        .split(" already done")
-        .next()
-        .and_then(|s| s.rsplit(", ").next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{out}"));
-    assert!(done >= 1, "{out}");
-    assert!(out.contains(&format!("trained {} runs", 4 - done)), "{out}");
+    let done = count();
+    assert!(done >= 1);
+    let out = xp_ok(&store, &["run", &tiny(), "--set", "train.epochs=6"]);
+    assert!(
+        out.contains(&format!("trained {} runs, {done} already done", 4 - done)),
+        "{out}"
+    );
 }
 
 #[test]

@@ -263,6 +263,7 @@ pub fn run_experiment(
             outcome: &outcome,
         };
         commit_run(store, &record)?;
+        crate::fault::crash_point(crate::fault::RUN_COMMITTED);
         group.suspend(|| {
             eprintln!(
             "finished {} seed {} in {:.1} s: test accuracy {:.4}, macro-F1 {:.4} (best epoch {})",
