@@ -15,8 +15,9 @@ use crate::output::Format;
                   content-addressed Parquet store, and answers SQL over it.\n\n\
                   Every ingest is checked completely before anything is written, then committed \
                   atomically as a new snapshot; the same input always gives the same snapshot id.",
-    after_help = "Start here:\n  xp demo                      write and ingest the synthetic demo dataset\n  \
-                  xp tables                    what the store holds\n  \
+    after_help = "Start here:\n  xp run experiments/mlp_vs_gcn.yaml  train the keypoint ablation (on demo data if empty)\n  \
+                  xp demo                             write and ingest the synthetic demo dataset\n  \
+                  xp tables                           what the store holds\n  \
                   xp sql \"SELECT * FROM splits LIMIT 5\"\n\n\
                   Exit codes: 0 success, 1 failure, 2 bad command line, 3 bad input data (store \
                   unchanged), 4 store damaged (xp verify)."
@@ -95,8 +96,8 @@ pub enum Command {
         long_about = "Train the runs of an experiment file that are not done yet, \
         committing each run's results (runs, metrics, predictions) to the store as it \
         finishes, then print the leaderboard and write it with plots to --report-dir.\n\n\
-        A run's id is the blake3 of its resolved config, the data snapshot it reads and the xp \
-        version; a run whose id has results is skipped (--force re-runs it). A killed `xp run` \
+        A run's id is the blake3 of its resolved config, seed and device, the data snapshot it \
+        reads and the xp version; a run whose id has results is skipped (--force re-runs it). A killed `xp run` \
         loses at most the run in progress: run it again to resume.\n\n\
         Examples:\n  xp run experiments/mlp_vs_gcn.yaml\n  \
         xp run experiments/mlp_vs_gcn.yaml --dry-run\n  \
