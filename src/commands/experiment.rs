@@ -120,6 +120,16 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
     leaderboard_cmd(root, board, progress)
 }
 
+/// A run's variant as reports show it: runs on another device are another variant, since
+/// their numbers differ.
+fn variant_label(r: &RunRow) -> String {
+    if r.device == "cpu" {
+        r.variant.clone()
+    } else {
+        format!("{} [{}]", r.variant, r.device)
+    }
+}
+
 fn resolve_run<'a>(runs: &'a [RunRow], prefix: &str) -> Result<&'a RunRow> {
     let matches: Vec<&RunRow> = runs
         .iter()
@@ -382,7 +392,7 @@ pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -
             .map(|r| RunResult {
                 run_id: r.run_id.clone(),
                 experiment: r.experiment.clone(),
-                variant: r.variant.clone(),
+                variant: variant_label(r),
                 seed: r.seed,
                 metrics: metrics
                     .get(&r.run_id)
@@ -432,7 +442,7 @@ pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -
             let curves: Vec<plots::Curve> = runs
                 .iter()
                 .map(|r| plots::Curve {
-                    variant: r.variant.clone(),
+                    variant: variant_label(r),
                     seed: r.seed,
                     points: metrics
                         .get(&r.run_id)

@@ -150,8 +150,26 @@ fn train_cuda(
     observer: &dyn TrainObserver,
 ) -> Result<train::TrainOutcome> {
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
-    let dev = burn::backend::cuda::CudaDevice::default();
-    train::train::<B>(splits, &plan.run.config, plan.run.seed, &dev, observer)
+    // The CUDA runtime reports a missing GPU or driver by panicking in its worker; turn that
+    // into an error the user can act on.
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let dev = burn::backend::cuda::CudaDevice::default();
+        train::train::<B>(splits, &plan.run.config, plan.run.seed, &dev, observer)
+    }));
+    match attempt {
+        Ok(result) => result,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown failure".into());
+            bail!(
+                "the CUDA backend failed ({why}): is there an NVIDIA GPU with its driver, and \
+                 CUDA_PATH pointing at a CUDA toolkit?"
+            )
+        }
+    }
 }
 
 #[cfg(not(feature = "cuda"))]
