@@ -23,8 +23,7 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// Whether the store's videos came from `xp demo` (its label file says so in its hash's
-/// provenance: the demo writes a README.txt beside it; here we ask the log).
+/// Whether the store's data came from `xp demo`: its first commit says so in the log.
 fn is_demo_store(store: &Store) -> bool {
     store
         .log_seqs()
@@ -88,10 +87,8 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
         return Ok(0);
     }
     let options = RunOptions {
-        dry_run: false,
         force: args.force,
         device: args.device,
-        overrides: args.overrides.clone(),
         progress,
     };
     let summary = runner::run_experiment(&store, &experiment, &options)?;

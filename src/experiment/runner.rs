@@ -33,10 +33,9 @@ impl Device {
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub dry_run: bool,
+    /// Re-run runs that already have results.
     pub force: bool,
     pub device: Device,
-    pub overrides: Vec<String>,
     pub progress: Progress,
 }
 
