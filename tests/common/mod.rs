@@ -14,6 +14,11 @@ pub fn xp(store: &Path) -> Command {
     cmd.env("XP_STORE", store)
         .env_remove("XP_CRASH_AT")
         .arg("--quiet");
+    // Run beside the store, so files xp writes by default (reports/, demo-data/) land in the
+    // test's temporary folder, not in the source tree.
+    if let Some(dir) = store.parent().filter(|d| d.is_dir()) {
+        cmd.current_dir(dir);
+    }
     cmd
 }
 
