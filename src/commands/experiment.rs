@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use super::short;
 use crate::cli::{BoardFormat, LeaderboardArgs, RunArgs};
 use crate::experiment::regenerate;
 use crate::experiment::results::{self, MetricRow, RunRow};
@@ -18,10 +19,6 @@ use crate::train::metrics::METRIC_NAMES;
 
 /// The note every report of demo data carries.
 const SYNTHETIC_NOTE: &str = "SYNTHETIC demo data";
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
 
 /// Whether the store's data came from `xp demo`: its first commit says so in the log.
 fn is_demo_store(store: &Store) -> bool {

@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// The first 12 characters of an id, as the tables show it.
 fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }

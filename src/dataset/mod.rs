@@ -47,29 +47,27 @@ struct VideoRow {
 
 fn read_videos(store: &Store, snapshot: &Snapshot) -> Result<BTreeMap<i32, VideoRow>> {
     let mut out = BTreeMap::new();
-    let Some(version) = snapshot.tables.get("videos") else {
+    if !snapshot.tables.contains_key("videos") {
         bail!("the snapshot has no `videos` table: ingest the label file first");
-    };
-    for p in &store.read_table_version(version)?.parts {
-        for batch in part::read_all(&store.part_path(&p.file))? {
-            let ids = batch
-                .column_by_name("video_id")
-                .unwrap()
-                .as_primitive::<Int32Type>();
-            let subjects = batch
-                .column_by_name("subject_id")
-                .unwrap()
-                .as_primitive::<Int32Type>();
-            let labels = batch.column_by_name("label").unwrap().as_string::<i32>();
-            for i in 0..batch.num_rows() {
-                out.insert(
-                    ids.value(i),
-                    VideoRow {
-                        subject_id: subjects.value(i),
-                        label: u8::from(labels.value(i) == "win"),
-                    },
-                );
-            }
+    }
+    for batch in store.read_rows(snapshot, "videos")? {
+        let ids = batch
+            .column_by_name("video_id")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        let subjects = batch
+            .column_by_name("subject_id")
+            .unwrap()
+            .as_primitive::<Int32Type>();
+        let labels = batch.column_by_name("label").unwrap().as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            out.insert(
+                ids.value(i),
+                VideoRow {
+                    subject_id: subjects.value(i),
+                    label: u8::from(labels.value(i) == "win"),
+                },
+            );
         }
     }
     Ok(out)

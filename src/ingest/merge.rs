@@ -13,11 +13,6 @@ use arrow::datatypes::Int32Type;
 
 use crate::store::{Head, Store};
 
-/// Every row of `table` in the given snapshot (empty if the table is absent).
-pub fn read_table(store: &Store, head: &Head, table: &str) -> Result<Vec<RecordBatch>> {
-    store.read_rows(&head.snapshot, table)
-}
-
 /// The table's rows after `new` replaces the rows of the videos it holds, sorted by key.
 pub fn replace_videos(
     store: &Store,
@@ -34,7 +29,7 @@ pub fn replace_videos(
     };
     let replaced: HashSet<i32> = ids(new).values().iter().copied().collect();
     let mut kept = Vec::new();
-    for batch in read_table(store, head, table)? {
+    for batch in store.read_rows(&head.snapshot, table)? {
         let keep: BooleanArray = ids(&batch)
             .values()
             .iter()

@@ -124,7 +124,7 @@ fn file_len(path: &Path) -> u64 {
 /// The video ids of the `videos` table in a snapshot.
 pub fn known_videos(store: &Store, head: &Head) -> Result<BTreeSet<i32>> {
     let mut ids = BTreeSet::new();
-    for batch in merge::read_table(store, head, "videos")? {
+    for batch in store.read_rows(&head.snapshot, "videos")? {
         ids.extend(
             batch
                 .column_by_name("video_id")
