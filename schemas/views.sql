@@ -22,3 +22,56 @@ SELECT video_id,
        SUM(CASE WHEN person IS NULL THEN 1 ELSE 0 END) AS empty_frames
 FROM keypoints
 GROUP BY video_id;
+
+-- One row per video: its gold label, its split under the official emotion protocol, and how
+-- much of every modality the store holds for it. `pseudo_label` is the labelers' answer when
+-- they agree ('mixed' when they do not, null when there is none).
+CREATE VIEW video_overview AS
+SELECT v.video_id,
+       v.subject_id,
+       v.label,
+       s.split,
+       COALESCE(k.frames, 0) AS keypoint_frames,
+       COALESCE(c.crops, 0) AS crop_frames,
+       COALESCE(e.vectors, 0) AS embedding_vectors,
+       COALESCE(t.segments, 0) AS transcript_segments,
+       COALESCE(t.chars, 0) AS transcript_chars,
+       p.pseudo_label,
+       COALESCE(p.labelers, 0) AS pseudo_labelers
+FROM videos v
+LEFT JOIN splits s ON s.video_id = v.video_id AND s.protocol = 'imigue-emotion'
+LEFT JOIN (SELECT video_id, COUNT(DISTINCT frame) AS frames FROM keypoints GROUP BY video_id) k
+  ON k.video_id = v.video_id
+LEFT JOIN (SELECT video_id, COUNT(crop_hash) AS crops FROM frames GROUP BY video_id) c
+  ON c.video_id = v.video_id
+LEFT JOIN (SELECT video_id, COUNT(*) AS vectors FROM embeddings GROUP BY video_id) e
+  ON e.video_id = v.video_id
+LEFT JOIN (SELECT video_id, COUNT(*) AS segments, SUM(character_length(text)) AS chars
+           FROM transcripts GROUP BY video_id) t
+  ON t.video_id = v.video_id
+LEFT JOIN (SELECT video_id,
+                  CASE WHEN COUNT(DISTINCT label) = 1 THEN MIN(label) ELSE 'mixed' END AS pseudo_label,
+                  COUNT(DISTINCT labeler) AS labelers
+           FROM pseudo_labels GROUP BY video_id) p
+  ON p.video_id = v.video_id;
+
+-- One row per (labeler, prompt): how often its pseudo-labels agree with the gold labels.
+CREATE VIEW pseudo_label_quality AS
+SELECT p.labeler,
+       p.prompt_hash,
+       COUNT(*) AS videos,
+       SUM(CASE WHEN p.label = v.label THEN 1 ELSE 0 END) AS agree,
+       AVG(CASE WHEN p.label = v.label THEN 1.0 ELSE 0.0 END) AS accuracy,
+       SUM(CASE WHEN p.label = 'win' THEN 1 ELSE 0 END) AS said_win,
+       AVG(p.confidence) AS mean_confidence
+FROM pseudo_labels p
+JOIN videos v ON v.video_id = p.video_id
+GROUP BY p.labeler, p.prompt_hash;
+
+-- One row per crop: how many frames show it (a crop shown twice is stored once).
+CREATE VIEW crop_use AS
+SELECT c.crop_hash, c.format, c.width, c.height, c.size,
+       COUNT(f.frame) AS frames, COUNT(DISTINCT f.video_id) AS videos
+FROM crops c
+LEFT JOIN frames f ON f.crop_hash = c.crop_hash
+GROUP BY c.crop_hash, c.format, c.width, c.height, c.size;

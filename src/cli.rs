@@ -144,7 +144,7 @@ pub struct SnapshotArg {
 }
 
 #[derive(Debug, Args)]
-pub struct KeypointArgs {
+pub struct VideoCheckArgs {
     /// Accept videos that the `videos` table does not list (normally a sign of a wrong folder).
     #[arg(long)]
     pub allow_unknown_videos: bool,
@@ -176,7 +176,7 @@ pub enum IngestCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         #[command(flatten)]
-        keypoints: KeypointArgs,
+        keypoints: VideoCheckArgs,
     },
     /// Per-video keypoint tables (CSV, 137 x 3 columns) -> `keypoints`.
     #[command(
@@ -196,8 +196,182 @@ pub enum IngestCommand {
         #[arg(long)]
         video: Option<i32>,
         #[command(flatten)]
-        keypoints: KeypointArgs,
+        keypoints: VideoCheckArgs,
     },
+    /// Person crops from frames + detections, a video file, or ready-made crops -> `crops`, `frames`.
+    #[command(
+        long_about = "Store person crops. Crop bytes go into `crops`, keyed by their \
+        blake3 (a crop shown by many frames is stored once); `frames` maps each (video, frame) \
+        to its crop and box.\n\n\
+        With --from frames (the default), each PATH is a folder of frame images (<video>/<frame>.jpg \
+        or <video>_<frame>.jpg, JPEG or PNG) or a video file (<video>.mp4, decoded through \
+        ffmpeg when it is installed). Detections are per-frame files in the YOLO text format \
+        (`class cx cy w h [conf]`, normalised) or Ultralytics JSON (`results[0].to_json()`, \
+        pixels), named by frame like the images and found beside them, or under --boxes (in \
+        <boxes>/<video>/ or as <boxes>/<video>_<frame>.txt). xp picks the person box, cuts it \
+        out and stores it as JPEG. A frame without a detections file has no person.\n\n\
+        With --from crops, each PATH holds crop images named the same way; they are stored as \
+        they are.\n\n\
+        Examples:\n  xp ingest crops frames/ --boxes runs/detect/predict/labels\n  \
+        xp ingest crops videos/298.mp4 --boxes labels/ --box-frame-base 1\n  \
+        xp ingest crops --from crops crops/"
+    )]
+    Crops {
+        /// Folders of frames or crops, image files, or video files.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// What the paths hold.
+        #[arg(long, value_enum, default_value_t = CropFromArg::Frames)]
+        from: CropFromArg,
+        /// Where the detection files are (default: beside the frames).
+        #[arg(long)]
+        boxes: Option<PathBuf>,
+        /// The number the detection files of frame 0 carry (Ultralytics numbers video frames from 1).
+        #[arg(long, default_value_t = 0)]
+        box_frame_base: i32,
+        /// Which person box to crop when a frame has several.
+        #[arg(long, value_enum, default_value_t = PickArg::Largest)]
+        pick: PickArg,
+        /// The detector's class id of a person (COCO: 0).
+        #[arg(long, default_value_t = 0)]
+        person_class: i64,
+        /// Ignore detections below this confidence.
+        #[arg(long, default_value_t = 0.0)]
+        min_confidence: f32,
+        /// Extra border around the box, as a fraction of its size.
+        #[arg(long, default_value_t = 0.0)]
+        margin: f32,
+        /// Shrink crops so the longer side is at most this many pixels (0: keep the box size).
+        #[arg(long, default_value_t = 0)]
+        max_side: u32,
+        /// JPEG quality of the stored crops (1-100).
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: u8,
+        /// The video id, when the names do not carry it.
+        #[arg(long)]
+        video: Option<i32>,
+        #[command(flatten)]
+        check: VideoCheckArgs,
+    },
+    /// Image embeddings (.npy, .safetensors, Parquet) -> `embeddings`.
+    #[command(
+        long_about = "Store image embeddings of frames (the paper: DINOv2-Base, 768 \
+        values per crop).\n\n\
+        A .npy file holds one video ([frames, dim], float32 or float16; the name starts with the \
+        video id: 298.npy); row i is frame FIRST + i * STRIDE. A .safetensors file holds one \
+        tensor per video, named by its id (`298` or `video_298`), optionally with an integer \
+        tensor `298.frames` giving each row's frame. A Parquet file has columns video_id, frame, \
+        vector (a list of float32), optionally crop_hash and model, with each video's rows \
+        together.\n\n\
+        Every vector must have the model's size and finite values. Crop hashes are filled in \
+        from the `frames` table where it knows the frame.\n\n\
+        Example:\n  xp ingest embeddings dinov2/*.npy --model dinov2-base"
+    )]
+    Embeddings {
+        #[command(flatten)]
+        vectors: VectorArgs,
+        /// Row i of an array is frame FIRST + i * STRIDE.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+        frame_stride: i32,
+        /// The frame of row 0 of an array.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..))]
+        first_frame: i32,
+    },
+    /// Text embeddings of transcripts (.npy, .safetensors, Parquet) -> `text_embeddings`.
+    #[command(
+        name = "text-embeddings",
+        long_about = "Store text embeddings of transcripts (the paper: BERT, 768 values).\n\n\
+            By default a video has one vector: a .npy of shape [dim] or [1, dim] named by the \
+            video (298.npy), a .safetensors tensor per video, or Parquet rows (video_id, vector). \
+            With --per-segment, the rows are the transcript's segments 0, 1, ... (Parquet: a \
+            `segment` column; safetensors: an optional `298.segments` tensor).\n\n\
+            Example:\n  xp ingest text-embeddings bert.safetensors --model bert-base-uncased"
+    )]
+    TextEmbeddings {
+        #[command(flatten)]
+        vectors: VectorArgs,
+        /// The rows of an array are transcript segments, not one vector per video.
+        #[arg(long)]
+        per_segment: bool,
+    },
+    /// Interview transcripts (txt, JSON segments, SRT, VTT, iMiGUE-speech folders) -> `transcripts`.
+    #[command(long_about = "Store interview transcripts, one row per segment.\n\n\
+        Formats, by extension: .txt (one segment per line; a `Name:` prefix gives the speaker), \
+        .json (a list of {start, end, speaker, text}, or Whisper's {\"segments\": [...]}), .srt \
+        and .vtt (cues; a WebVTT voice tag <v Name> gives the speaker). The file name starts \
+        with the video id (298.srt).\n\n\
+        The iMiGUE-speech layout is a folder per video (298/) with one file per speaker \
+        (interviewer.srt, interviewee.srt): the segments are merged in time order and the \
+        speaker is the file's name.\n\n\
+        Example:\n  xp ingest transcripts imigue-speech/")]
+    Transcripts {
+        /// Transcript files, or folders of them.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The video id of a single file or folder whose name does not start with it.
+        #[arg(long)]
+        video: Option<i32>,
+        #[command(flatten)]
+        check: VideoCheckArgs,
+    },
+    /// Pseudo-labels from a labeler (JSONL, one video per line) -> `pseudo_labels`.
+    #[command(
+        name = "pseudo-labels",
+        long_about = "Store weak labels from a labeler, e.g. a vision-language model prompted \
+            with chain of thought and a reflection pass.\n\n\
+            One JSON object per line: video_id, label (win or lose), and optionally confidence \
+            (0-1), reasoning, reflection, prompt, raw_response. Rows are keyed by (video, \
+            labeler, blake3 of the prompt), so labelers and prompts coexist. The same answer \
+            again changes nothing; a different answer to the same question is refused.\n\n\
+            Example:\n  xp ingest pseudo-labels gemini.jsonl --labeler gemini-2.5-pro-cot\n\n\
+            Compare with the gold labels:\n  xp sql 'SELECT * FROM pseudo_label_quality'"
+    )]
+    PseudoLabels {
+        /// The JSONL file.
+        file: PathBuf,
+        /// Who labelled (model and setup), e.g. gemini-2.5-pro-cot.
+        #[arg(long)]
+        labeler: String,
+        /// The prompt of lines that do not record one (a text file).
+        #[arg(long)]
+        prompt_file: Option<PathBuf>,
+        #[command(flatten)]
+        check: VideoCheckArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VectorArgs {
+    /// Vector files.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The model that made the vectors, e.g. dinov2-base (its size is checked).
+    #[arg(long)]
+    pub model: String,
+    /// The vector size, for a model xp does not know.
+    #[arg(long)]
+    pub dim: Option<usize>,
+    /// The video of a single .npy whose name does not start with its id.
+    #[arg(long)]
+    pub video: Option<i32>,
+    #[command(flatten)]
+    pub check: VideoCheckArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CropFromArg {
+    /// Frame images or video files, cut at the person box.
+    Frames,
+    /// Ready-made crop images, stored as they are.
+    Crops,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PickArg {
+    /// The largest person box.
+    Largest,
+    /// The most confident person box.
+    Confident,
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,18 @@ const SOURCES: &[(&str, &str)] = &[
     ("videos", include_str!("../schemas/videos.yaml")),
     ("clips", include_str!("../schemas/clips.yaml")),
     ("keypoints", include_str!("../schemas/keypoints.yaml")),
+    ("frames", include_str!("../schemas/frames.yaml")),
+    ("crops", include_str!("../schemas/crops.yaml")),
+    ("embeddings", include_str!("../schemas/embeddings.yaml")),
+    ("transcripts", include_str!("../schemas/transcripts.yaml")),
+    (
+        "text_embeddings",
+        include_str!("../schemas/text_embeddings.yaml"),
+    ),
+    (
+        "pseudo_labels",
+        include_str!("../schemas/pseudo_labels.yaml"),
+    ),
     ("protocols", include_str!("../schemas/protocols.yaml")),
     ("runs", include_str!("../schemas/runs.yaml")),
     ("metrics", include_str!("../schemas/metrics.yaml")),
@@ -29,6 +41,9 @@ pub enum Layout {
     Whole,
     /// One part per video; a change replaces the parts of the videos it touches.
     PerVideo,
+    /// Content-addressed rows (crops): parts are only ever added, each holding rows that no
+    /// earlier part holds, keyed by the hash of what they hold.
+    Content,
     /// Experiment results: one part per run, keyed `run=<id>`.
     PerRun,
     /// Not stored: built into xp and registered for SQL only.
@@ -82,6 +97,7 @@ pub fn parse_type(text: &str) -> Result<DataType> {
         "Float64" => DataType::Float64,
         "Utf8" => DataType::Utf8,
         "Binary" => DataType::Binary,
+        "List(Float32)" => DataType::List(Arc::new(Field::new("item", DataType::Float32, false))),
         _ => {
             let Some(inner) = text
                 .strip_prefix("FixedSizeList(")

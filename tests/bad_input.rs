@@ -296,3 +296,270 @@ fn bad_command_line_exits_2() {
     let out = xp_out(&tmp.path().join("s"), &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+// ---- Crops, embeddings, transcripts, pseudo-labels ----
+
+/// A `.npy` header as numpy writes it, for dtypes xp's writer does not produce.
+fn npy_with_descr(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+#[test]
+fn embedding_of_the_wrong_dimension() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let f = tmp.path().join("1.npy");
+    xp::ingest::npy::write_f32(&f, &[2, 512], &vec![0.5; 1024]).unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "embeddings",
+            "--model",
+            "dinov2-base",
+            f.to_str().unwrap(),
+        ],
+        &["1.npy", "512 values", "dinov2-base has 768"],
+    );
+}
+
+#[test]
+fn npy_of_the_wrong_dtype() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let f = tmp.path().join("1.npy");
+    std::fs::write(&f, npy_with_descr("<f8", "(2, 4)", &[0u8; 64])).unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "embeddings",
+            "--model",
+            "x",
+            "--dim",
+            "4",
+            f.to_str().unwrap(),
+        ],
+        &["1.npy", "float64", "float32"],
+    );
+}
+
+#[test]
+fn embedding_with_nan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let f = tmp.path().join("2.npy");
+    let mut v = vec![0.25f32; 3 * 4];
+    v[2 * 4 + 1] = f32::NAN;
+    xp::ingest::npy::write_f32(&f, &[3, 4], &v).unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "embeddings",
+            "--model",
+            "x",
+            "--dim",
+            "4",
+            f.to_str().unwrap(),
+        ],
+        &["2.npy", "row 2", "NaN", "finite"],
+    );
+}
+
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([x as u8, y as u8, 7]));
+    xp::ingest::images::encode_jpeg(&img, 90)
+}
+
+#[test]
+fn box_outside_the_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let dir = tmp.path().join("frames/2");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("000000.jpg"), jpeg(64, 48)).unwrap();
+    std::fs::write(dir.join("000001.jpg"), jpeg(64, 48)).unwrap();
+    std::fs::write(dir.join("000000.txt"), "0 0.5 0.5 0.2 0.2 0.9\n").unwrap();
+    // The second line's box reaches x = 1.2 of the width.
+    std::fs::write(
+        dir.join("000001.txt"),
+        "0 0.5 0.5 0.2 0.2 0.9\n0 0.9 0.5 0.6 0.2 0.5\n",
+    )
+    .unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "crops",
+            tmp.path().join("frames").to_str().unwrap(),
+        ],
+        &["000001.txt:2", "outside the image", "64x48"],
+    );
+}
+
+#[test]
+fn corrupt_jpeg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let dir = tmp.path().join("crops/3");
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = jpeg(40, 40);
+    std::fs::write(dir.join("000000.jpg"), &good).unwrap();
+    std::fs::write(dir.join("000001.jpg"), &good[..good.len() * 2 / 3]).unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "crops",
+            "--from",
+            "crops",
+            tmp.path().join("crops").to_str().unwrap(),
+        ],
+        &["000001.jpg", "corrupt"],
+    );
+}
+
+#[test]
+fn transcript_with_invalid_utf8() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let f = tmp.path().join("4.srt");
+    let mut bytes =
+        b"1\n00:00:01,000 --> 00:00:02,000\nfine\n\n2\n00:00:03,000 --> 00:00:04,000\ncaf".to_vec();
+    bytes.extend_from_slice(&[0xE9, b'\n']); // Latin-1 e-acute
+    std::fs::write(&f, bytes).unwrap();
+    refused(
+        &store,
+        &["ingest", "transcripts", f.to_str().unwrap()],
+        &["4.srt:7", "UTF-8"],
+    );
+}
+
+#[test]
+fn pseudo_label_with_an_unknown_label() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let f = tmp.path().join("vlm.jsonl");
+    std::fs::write(
+        &f,
+        "{\"video_id\": 1, \"label\": \"win\"}\n{\"video_id\": 2, \"label\": \"draw\"}\n",
+    )
+    .unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "pseudo-labels",
+            f.to_str().unwrap(),
+            "--labeler",
+            "vlm",
+        ],
+        &["vlm.jsonl:2", "field `label`", "draw", "win or lose"],
+    );
+}
+
+#[test]
+fn pseudo_label_that_changes_a_stored_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let f = tmp.path().join("vlm.jsonl");
+    std::fs::write(
+        &f,
+        "{\"video_id\": 1, \"label\": \"win\", \"prompt\": \"P\"}\n",
+    )
+    .unwrap();
+    xp_ok(
+        &store,
+        &[
+            "ingest",
+            "pseudo-labels",
+            f.to_str().unwrap(),
+            "--labeler",
+            "vlm",
+        ],
+    );
+    let g = tmp.path().join("vlm2.jsonl");
+    std::fs::write(
+        &g,
+        "{\"video_id\": 2, \"label\": \"win\", \"prompt\": \"P\"}\n{\"video_id\": 1, \"label\": \"lose\", \"prompt\": \"P\"}\n",
+    )
+    .unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "pseudo-labels",
+            g.to_str().unwrap(),
+            "--labeler",
+            "vlm",
+        ],
+        &["vlm2.jsonl:2", "video 1", "different answer", "--labeler"],
+    );
+    // Within one file too.
+    std::fs::write(
+        &g,
+        "{\"video_id\": 3, \"label\": \"win\"}\n{\"video_id\": 3, \"label\": \"lose\"}\n",
+    )
+    .unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "pseudo-labels",
+            g.to_str().unwrap(),
+            "--labeler",
+            "vlm",
+        ],
+        &["vlm2.jsonl:2", "different answer", "line 1"],
+    );
+}
+
+#[test]
+fn unknown_pseudo_label_key_and_unknown_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let f = tmp.path().join("vlm.jsonl");
+    std::fs::write(
+        &f,
+        "{\"video_id\": 1, \"label\": \"win\", \"confidense\": 0.5}\n",
+    )
+    .unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "pseudo-labels",
+            f.to_str().unwrap(),
+            "--labeler",
+            "vlm",
+        ],
+        &["vlm.jsonl:1", "confidense", "unknown key"],
+    );
+    // A model xp cannot size is a usage error (exit 1), also before anything is written.
+    let before = fingerprint(&store);
+    let npy = tmp.path().join("1.npy");
+    xp::ingest::npy::write_f32(&npy, &[1, 4], &[0.0; 4]).unwrap();
+    let out = xp_out(
+        &store,
+        &[
+            "ingest",
+            "embeddings",
+            "--model",
+            "mystery",
+            npy.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--dim"));
+    assert_eq!(fingerprint(&store), before);
+}

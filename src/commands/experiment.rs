@@ -223,8 +223,13 @@ pub fn show(root: &Path, prefix: &str) -> Result<i32> {
         run.xp_version
     );
     println!(
-        "  {} parameters | {} training videos | {} epochs (best {}) in {:.1} s",
-        run.params, run.train_videos, run.epochs_run, run.best_epoch, run.train_seconds
+        "  {} parameters | {} training videos ({} pseudo-labelled) | {} epochs (best {}) in {:.1} s",
+        run.params,
+        run.train_videos,
+        run.pseudo_videos,
+        run.epochs_run,
+        run.best_epoch,
+        run.train_seconds
     );
     let config: serde_json::Value = serde_json::from_str(&run.config)?;
     let mut flat = BTreeMap::new();

@@ -8,8 +8,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::cli::{Cli, Command, DemoArgs, IngestCommand, SqlArgs};
-use crate::ingest::{self, KeypointOptions};
+use crate::cli::{
+    Cli, Command, CropFromArg, DemoArgs, IngestCommand, PickArg, SqlArgs, VectorArgs,
+    VideoCheckArgs,
+};
+use crate::ingest::{self, IngestOptions};
 use crate::output::{self, Format, new_table};
 use crate::progress::Progress;
 use crate::store::{self, Store};
@@ -180,34 +183,128 @@ fn gc(root: &Path, keep: Option<usize>, dry_run: bool) -> Result<i32> {
 }
 
 fn ingest_cmd(root: &Path, cmd: IngestCommand, progress: Progress) -> Result<i32> {
+    let options = |check: VideoCheckArgs| IngestOptions {
+        allow_unknown_videos: check.allow_unknown_videos,
+        origin: "",
+        progress,
+    };
     let summary = match cmd {
         IngestCommand::ImigueLabels { file } => ingest::ingest_labels(root, &file, "")?,
-        IngestCommand::Openpose { paths, keypoints } => ingest::ingest_openpose(
-            root,
-            &paths,
-            &KeypointOptions {
-                allow_unknown_videos: keypoints.allow_unknown_videos,
-                origin: "",
-                progress,
-            },
-        )?,
+        IngestCommand::Openpose { paths, keypoints } => {
+            ingest::ingest_openpose(root, &paths, &options(keypoints))?
+        }
         IngestCommand::OpenposeTable {
             files,
             video,
             keypoints,
-        } => ingest::ingest_openpose_tables(
-            root,
-            &files,
+        } => ingest::ingest_openpose_tables(root, &files, video, &options(keypoints))?,
+        IngestCommand::Crops {
+            paths,
+            from,
+            boxes,
+            box_frame_base,
+            pick,
+            person_class,
+            min_confidence,
+            margin,
+            max_side,
+            quality,
             video,
-            &KeypointOptions {
-                allow_unknown_videos: keypoints.allow_unknown_videos,
-                origin: "",
-                progress,
-            },
+            check,
+        } => {
+            if !(0.0..=2.0).contains(&margin) {
+                anyhow::bail!("--margin {margin}: expected a fraction of the box size, 0 to 2");
+            }
+            let crop = ingest::crops::CropOptions {
+                from: match from {
+                    CropFromArg::Frames => ingest::crops::CropFrom::Frames,
+                    CropFromArg::Crops => ingest::crops::CropFrom::Crops,
+                },
+                boxes,
+                box_frame_base,
+                pick: match pick {
+                    PickArg::Largest => ingest::boxes::PickRule::Largest,
+                    PickArg::Confident => ingest::boxes::PickRule::MostConfident,
+                },
+                person_class,
+                min_confidence,
+                style: ingest::images::CropStyle {
+                    margin,
+                    max_side,
+                    quality,
+                },
+                video,
+            };
+            ingest::ingest_crops(root, &paths, &crop, &options(check))?
+        }
+        IngestCommand::Embeddings {
+            vectors,
+            frame_stride,
+            first_frame,
+        } => {
+            let (v, check, files) = vector_options(vectors, ingest::embeddings::VectorKind::Image)?;
+            let v = ingest::embeddings::VectorOptions {
+                frame_stride,
+                first_frame,
+                ..v
+            };
+            ingest::ingest_vectors(root, &files, &v, &options(check))?
+        }
+        IngestCommand::TextEmbeddings {
+            vectors,
+            per_segment,
+        } => {
+            let (v, check, files) = vector_options(vectors, ingest::embeddings::VectorKind::Text)?;
+            let v = ingest::embeddings::VectorOptions { per_segment, ..v };
+            ingest::ingest_vectors(root, &files, &v, &options(check))?
+        }
+        IngestCommand::Transcripts {
+            paths,
+            video,
+            check,
+        } => ingest::ingest_transcripts(root, &paths, video, &options(check))?,
+        IngestCommand::PseudoLabels {
+            file,
+            labeler,
+            prompt_file,
+            check,
+        } => ingest::ingest_pseudo_labels(
+            root,
+            &file,
+            &labeler,
+            prompt_file.as_deref(),
+            &options(check),
         )?,
     };
     println!("{summary}");
     Ok(0)
+}
+
+/// The vector options common to image and text embeddings.
+fn vector_options(
+    args: VectorArgs,
+    kind: ingest::embeddings::VectorKind,
+) -> Result<(
+    ingest::embeddings::VectorOptions,
+    VideoCheckArgs,
+    Vec<std::path::PathBuf>,
+)> {
+    let model = args.model.to_ascii_lowercase();
+    ingest::models::check_name(&model).map_err(|m| anyhow::anyhow!("--model: {m}"))?;
+    let dim = ingest::models::expected_dim(&model, args.dim).map_err(|m| anyhow::anyhow!(m))?;
+    Ok((
+        ingest::embeddings::VectorOptions {
+            kind,
+            model,
+            dim,
+            video: args.video,
+            first_frame: 0,
+            frame_stride: 1,
+            per_segment: false,
+        },
+        args.check,
+        args.files,
+    ))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -276,6 +373,7 @@ fn schema(table: Option<&str>) -> Result<i32> {
             crate::schema::Layout::Whole => "stored as one part",
             crate::schema::Layout::PerVideo => "stored as one part per video",
             crate::schema::Layout::PerRun => "experiment results, one part per run",
+            crate::schema::Layout::Content => "content-addressed, parts only ever added",
             crate::schema::Layout::Builtin => "built into xp, not stored",
         };
         println!("{} (key: {}; {layout})", def.name, def.key.join(", "));
@@ -309,7 +407,8 @@ pub(crate) fn demo(root: &Path, args: DemoArgs, progress: Progress) -> Result<i3
     bar.finish_and_clear();
     println!(
         "wrote SYNTHETIC demo data (seed {}) to {}: {} videos, {} clips, {} keypoint frames \
-         ({} tables, {} JSON folders) in {:.1} s",
+         ({} tables, {} JSON folders), {} images, {} embedding files, {} transcripts, \
+         pseudo-labels in {:.1} s",
         args.seed,
         args.out.display(),
         summary.videos,
@@ -317,12 +416,15 @@ pub(crate) fn demo(root: &Path, args: DemoArgs, progress: Progress) -> Result<i3
         summary.frames,
         summary.table_files.len(),
         summary.json_dirs.len(),
+        summary.images,
+        summary.embedding_files.len(),
+        summary.text_embedding_files.len(),
         started.elapsed().as_secs_f64()
     );
     if args.no_ingest {
         return Ok(0);
     }
-    let keypoints = KeypointOptions {
+    let keypoints = IngestOptions {
         allow_unknown_videos: false,
         origin: "demo",
         progress,
@@ -342,7 +444,75 @@ pub(crate) fn demo(root: &Path, args: DemoArgs, progress: Progress) -> Result<i3
             "{}",
             ingest::ingest_openpose(root, &summary.json_dirs, &keypoints)?
         );
+        let frames = ingest::crops::CropOptions {
+            boxes: Some(summary.boxes_dir.clone()),
+            ..Default::default()
+        };
+        println!(
+            "{}",
+            ingest::ingest_crops(
+                root,
+                std::slice::from_ref(&summary.frames_dir),
+                &frames,
+                &keypoints
+            )?
+        );
     }
+    let ready = ingest::crops::CropOptions {
+        from: ingest::crops::CropFrom::Crops,
+        ..Default::default()
+    };
+    println!(
+        "{}",
+        ingest::ingest_crops(
+            root,
+            std::slice::from_ref(&summary.crops_dir),
+            &ready,
+            &keypoints
+        )?
+    );
+    let image = ingest::embeddings::VectorOptions {
+        kind: ingest::embeddings::VectorKind::Image,
+        model: crate::demo::media::IMAGE_MODEL.into(),
+        dim: ingest::models::known_dim(crate::demo::media::IMAGE_MODEL).expect("known model"),
+        video: None,
+        first_frame: 0,
+        frame_stride: 1,
+        per_segment: false,
+    };
+    println!(
+        "{}",
+        ingest::ingest_vectors(root, &summary.embedding_files, &image, &keypoints)?
+    );
+    println!(
+        "{}",
+        ingest::ingest_transcripts(
+            root,
+            std::slice::from_ref(&summary.transcripts_dir),
+            None,
+            &keypoints
+        )?
+    );
+    let text = ingest::embeddings::VectorOptions {
+        kind: ingest::embeddings::VectorKind::Text,
+        model: crate::demo::media::TEXT_MODEL.into(),
+        dim: ingest::models::known_dim(crate::demo::media::TEXT_MODEL).expect("known model"),
+        ..image
+    };
+    println!(
+        "{}",
+        ingest::ingest_vectors(root, &summary.text_embedding_files, &text, &keypoints)?
+    );
+    println!(
+        "{}",
+        ingest::ingest_pseudo_labels(
+            root,
+            &summary.pseudo_labels,
+            crate::demo::media::LABELER,
+            None,
+            &keypoints
+        )?
+    );
     println!(
         "store {} now holds the synthetic demo dataset",
         root.display()

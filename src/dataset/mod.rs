@@ -2,6 +2,7 @@
 //! for labels and subjects, the protocol for splits, and one keypoint part per video.
 
 pub mod normalize;
+mod pseudo;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -38,6 +39,8 @@ pub struct Splits {
     pub channels: usize,
     /// Protocol videos that have no keypoints in the snapshot (reported, not fatal).
     pub missing_keypoints: Vec<i32>,
+    /// Pool videos merged into `train` with a pseudo-label.
+    pub pseudo_labelled: usize,
 }
 
 struct VideoRow {
@@ -140,7 +143,12 @@ fn validation_subjects(subjects: &BTreeSet<i32>, fraction: f64) -> BTreeSet<i32>
     order.into_iter().take(n).map(|(_, s)| s).collect()
 }
 
-/// Loads the train, validation and test examples of a run from a snapshot.
+/// The split name of pool videos merged with a pseudo-label.
+const PSEUDO: &str = "pseudo";
+
+/// Loads the train, validation and test examples of a run from a snapshot. With
+/// `train.pseudo_labels.use`, pool videos that the chosen labeler labelled join `train`, with
+/// the pseudo-label and `train.pseudo_labels.weight`.
 pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Splits> {
     let videos = read_videos(store, snapshot)?;
     let protocol = protocol::by_name(&config.data.protocol)
@@ -158,12 +166,22 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
         SplitBy::Video => protocol.split_of(id),
         SplitBy::Subject => protocol.split_of(v.subject_id),
     };
+    let pseudo = if config.train.pseudo_labels.use_ {
+        pseudo::chosen(store, snapshot, &config.train.pseudo_labels)?
+    } else {
+        BTreeMap::new()
+    };
     let mut wanted = Vec::new();
     let mut missing = Vec::new();
     for (&id, v) in &videos {
-        let split = split_of(id, v);
+        let mut split = split_of(id, v);
         if split == protocol::POOL {
-            continue;
+            // Only pool videos take pseudo-labels: a protocol video keeps its gold label, and
+            // a test video must never reach training.
+            if !pseudo.contains_key(&id) {
+                continue;
+            }
+            split = PSEUDO;
         }
         match keypoint_parts.get(&id) {
             Some(file) => wanted.push((id, split, file.clone())),
@@ -179,13 +197,17 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
             let (frames, data) =
                 normalize::features(&raw, seq.max_frames, seq.sampling, &kp.streams, kp.offsets);
             let v = &videos[id];
+            let (label, weight) = match pseudo.get(id) {
+                Some(&l) if *split == PSEUDO => (l, config.train.pseudo_labels.weight as f32),
+                _ => (v.label, 1.0),
+            };
             Ok((
                 *split,
                 Example {
                     video_id: *id,
                     subject_id: v.subject_id,
-                    label: v.label,
-                    weight: 1.0,
+                    label,
+                    weight,
                     frames,
                     data,
                 },
@@ -204,10 +226,17 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
         test: vec![],
         channels: if kp.offsets { 5 } else { 3 },
         missing_keypoints: missing,
+        pseudo_labelled: 0,
     };
     for (split, e) in examples {
         match split {
             "test" => splits.test.push(e),
+            // A validation subject's pool video would leak that subject into training.
+            PSEUDO if val_subjects.contains(&e.subject_id) => {}
+            PSEUDO => {
+                splits.pseudo_labelled += 1;
+                splits.train.push(e);
+            }
             _ if val_subjects.contains(&e.subject_id) => splits.val.push(e),
             _ => splits.train.push(e),
         }

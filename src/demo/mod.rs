@@ -7,6 +7,7 @@
 //! subject has its own RNG derived from (seed, id).
 
 mod classes;
+pub(crate) mod media;
 mod plan;
 mod skeleton;
 mod write;
@@ -51,6 +52,21 @@ pub struct DemoSummary {
     pub table_files: Vec<PathBuf>,
     /// `openpose/<video>/`, sorted.
     pub json_dirs: Vec<PathBuf>,
+    /// `crops/`: ready-made crops, `crops/<video>/<frame>.jpg`.
+    pub crops_dir: PathBuf,
+    /// `frames/` and `boxes/`: full frames plus YOLO boxes (the JSON videos).
+    pub frames_dir: PathBuf,
+    pub boxes_dir: PathBuf,
+    /// Crop images written (ready-made crops plus full frames).
+    pub images: u64,
+    /// `embeddings/<video>.safetensors`, sorted.
+    pub embedding_files: Vec<PathBuf>,
+    /// `transcripts/`: iMiGUE-speech layout.
+    pub transcripts_dir: PathBuf,
+    /// `text_embeddings/<video>.npy`, sorted.
+    pub text_embedding_files: Vec<PathBuf>,
+    /// `pseudo_labels.jsonl`.
+    pub pseudo_labels: PathBuf,
 }
 
 /// Writes the dataset under `out_dir` (created if missing; existing files of ours are overwritten).
@@ -70,38 +86,93 @@ pub fn generate(
 
     let kp_dir = out_dir.join("keypoints");
     let op_dir = out_dir.join("openpose");
-    std::fs::create_dir_all(&kp_dir).with_context(|| format!("creating {}", kp_dir.display()))?;
-    std::fs::create_dir_all(&op_dir).with_context(|| format!("creating {}", op_dir.display()))?;
-    clear_previous(&kp_dir, &op_dir)?;
+    let crops_dir = out_dir.join("crops");
+    let frames_dir = out_dir.join("frames");
+    let boxes_dir = out_dir.join("boxes");
+    let emb_dir = out_dir.join("embeddings");
+    let tr_dir = out_dir.join("transcripts");
+    let te_dir = out_dir.join("text_embeddings");
+    for dir in [
+        &kp_dir,
+        &op_dir,
+        &crops_dir,
+        &frames_dir,
+        &boxes_dir,
+        &emb_dir,
+        &tr_dir,
+        &te_dir,
+    ] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        clear_previous(dir)?;
+    }
 
     let labels_csv = out_dir.join("labels.csv");
     let clips = write::write_labels(&plan, &labels_csv)
         .with_context(|| format!("writing {}", labels_csv.display()))?;
     write::write_file(&out_dir.join("README.txt"), readme(opts, &plan).as_bytes())?;
+    let pseudo_labels = out_dir.join("pseudo_labels.jsonl");
+    write::write_file(
+        &pseudo_labels,
+        media::pseudo_label_lines(opts.seed, &plan.videos).as_bytes(),
+    )?;
 
     let header = write::table_header();
-    let done: Vec<(u64, PathBuf, bool)> = plan
+    let done: Vec<(u64, PathBuf, bool, Option<PathBuf>, PathBuf)> = plan
         .videos
         .par_iter()
         .map(|v| {
             let subject = &plan.subjects[v.subject - 1];
             let as_json = json_ids.contains(&v.id);
-            let result = if as_json {
-                let dir = op_dir.join(v.id.to_string());
-                write_json_video(opts.seed, v, subject, &dir).map(|n| (n, dir, true))
+            let id = v.id.to_string();
+            let mode = if as_json {
+                media::CropMode::Frames {
+                    frames: frames_dir.join(&id),
+                    boxes: boxes_dir.join(&id),
+                }
             } else {
-                let path = kp_dir.join(format!("{}.csv", v.id));
-                write_table_video(opts.seed, v, subject, &header, &path).map(|n| (n, path, false))
+                media::CropMode::Ready(crops_dir.join(&id))
             };
+            let result = (|| {
+                match &mode {
+                    media::CropMode::Frames { frames, boxes } => {
+                        std::fs::create_dir_all(frames)?;
+                        std::fs::create_dir_all(boxes)?;
+                    }
+                    media::CropMode::Ready(dir) => std::fs::create_dir_all(dir)?,
+                }
+                let mut media = media::MediaWriter::new(opts.seed, v, subject, mode);
+                let (n, path) = if as_json {
+                    let dir = op_dir.join(&id);
+                    (
+                        write_json_video(opts.seed, v, subject, &dir, &mut media)?,
+                        dir,
+                    )
+                } else {
+                    let path = kp_dir.join(format!("{id}.csv"));
+                    (
+                        write_table_video(opts.seed, v, subject, &header, &path, &mut media)?,
+                        path,
+                    )
+                };
+                let embeddings = media.finish(&emb_dir)?;
+                let tone = media::write_transcript(opts.seed, v, &tr_dir)?;
+                let text = media::write_text_embedding(opts.seed, v, subject, tone, &te_dir)?;
+                anyhow::Ok((n, path, as_json, embeddings, text))
+            })();
             on_video();
             result.with_context(|| format!("writing video {}", v.id))
         })
         .collect::<anyhow::Result<_>>()?;
 
+    let images = count_files(&crops_dir)? + count_files(&frames_dir)?;
+    let mut embedding_files: Vec<PathBuf> = done.iter().filter_map(|d| d.3.clone()).collect();
+    embedding_files.sort();
+    let mut text_embedding_files: Vec<PathBuf> = done.iter().map(|d| d.4.clone()).collect();
+    text_embedding_files.sort();
     let frames = done.iter().map(|d| d.0).sum();
     let mut table_files = Vec::new();
     let mut json_dirs = Vec::new();
-    for (_, path, json) in done {
+    for (_, path, json, _, _) in done {
         if json {
             json_dirs.push(path);
         } else {
@@ -117,7 +188,29 @@ pub fn generate(
         labels_csv,
         table_files,
         json_dirs,
+        crops_dir,
+        frames_dir,
+        boxes_dir,
+        images,
+        embedding_files,
+        transcripts_dir: tr_dir,
+        text_embedding_files,
+        pseudo_labels,
     })
+}
+
+/// Files under `dir`, one level of sub-folders deep.
+fn count_files(dir: &Path) -> anyhow::Result<u64> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            n += std::fs::read_dir(&path)?.count() as u64;
+        } else {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The `n` shortest videos (fewest frames, then lowest id) are written as JSON folders: one file
@@ -128,30 +221,23 @@ fn json_video_ids(plan: &plan::Plan, n: usize) -> Vec<u32> {
     by_len.into_iter().take(n).map(|(_, id)| id).collect()
 }
 
-/// Removes what an earlier run wrote (`keypoints/<id>.csv`, `openpose/<id>/`), so the folder
-/// holds exactly this run's dataset; other files are left alone.
-fn clear_previous(kp_dir: &Path, op_dir: &Path) -> anyhow::Result<()> {
+/// Removes what an earlier run wrote into `dir` (files and folders named by a video id, like
+/// `298.csv` or `298/`), so the folder holds exactly this run's dataset; other files stay.
+fn clear_previous(dir: &Path) -> anyhow::Result<()> {
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    for entry in std::fs::read_dir(kp_dir)? {
+    for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let ours = path.extension().is_some_and(|e| e == "csv")
-            && path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .is_some_and(numeric);
-        if ours && path.is_file() {
-            std::fs::remove_file(&path)?;
+        let ours = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .is_some_and(numeric);
+        if !ours {
+            continue;
         }
-    }
-    for entry in std::fs::read_dir(op_dir)? {
-        let path = entry?.path();
-        if path.is_dir()
-            && path
-                .file_name()
-                .and_then(|s| s.to_str())
-                .is_some_and(numeric)
-        {
+        if path.is_dir() {
             std::fs::remove_dir_all(&path)?;
+        } else {
+            std::fs::remove_file(&path)?;
         }
     }
     Ok(())
@@ -172,15 +258,24 @@ fn readme(opts: &DemoOptions, plan: &plan::Plan) -> String {
          Subjects, clips and keypoints come from a generative model: do not report results \
          computed on this data as iMiGUE results.\n\
          \n\
-         labels.csv             iMiGUE label format, one row per micro-gesture clip\n\
-         keypoints/<video>.csv  per-video OpenPose table (frame + 137 x (x, y, c))\n\
-         openpose/<video>/      per-frame OpenPose JSON (a few videos)\n",
+         labels.csv                     iMiGUE label format, one row per micro-gesture clip\n\
+         keypoints/<video>.csv          per-video OpenPose table (frame + 137 x (x, y, c))\n\
+         openpose/<video>/              per-frame OpenPose JSON (a few videos)\n\
+         crops/<video>/<frame>.jpg      64x64 person crops (renderings of the skeleton), every 16th frame\n\
+         frames/<video>/<frame>.jpg     full frames (160x90) of the OpenPose JSON videos ...\n\
+         boxes/<video>/<frame>.txt      ... and their person boxes, YOLO text format\n\
+         embeddings/<video>.safetensors dinov2-base-sized (768) float16 vectors per crop + frame numbers\n\
+         transcripts/<video>/           interviewer.srt and interviewee.srt (iMiGUE-speech layout)\n\
+         text_embeddings/<video>.npy    bert-base-sized (768) vector per transcript\n\
+         pseudo_labels.jsonl            simulated VLM labeler ({labeler}, right {acc:.0}% of the time) for the pool videos\n",
         seed = opts.seed,
         videos = opts
             .videos
             .map_or_else(|| "all".to_string(), |n| n.to_string()),
         scale = opts.frame_scale,
         json = opts.json_videos,
+        labeler = media::LABELER,
+        acc = media::LABELER_ACCURACY * 100.0,
         n = plan.videos.len(),
         train = count(|v| v.split == plan::Split::Train),
         test = count(|v| v.split == plan::Split::Test),
@@ -196,6 +291,7 @@ fn write_table_video(
     subject: &plan::Subject,
     header: &str,
     path: &Path,
+    media: &mut media::MediaWriter,
 ) -> anyhow::Result<u64> {
     let mut r = skeleton::Renderer::new(seed, v, subject);
     let mut frame = skeleton::FrameOut::new();
@@ -206,6 +302,7 @@ fn write_table_video(
     let mut buf = Vec::with_capacity(64 * 1024);
     for f in 0..v.frames {
         r.frame(f, &mut frame);
+        media.on_frame(f, &frame)?;
         write::push_table_row(&mut buf, f, frame.present.then_some(&frame.player));
         if buf.len() > 48 * 1024 {
             out.write_all(&buf)?;
@@ -222,6 +319,7 @@ fn write_json_video(
     v: &plan::VideoPlan,
     subject: &plan::Subject,
     dir: &Path,
+    media: &mut media::MediaWriter,
 ) -> anyhow::Result<u64> {
     std::fs::create_dir_all(dir)?;
     let mut r = skeleton::Renderer::new(seed, v, subject);
@@ -230,6 +328,7 @@ fn write_json_video(
     let mut written = 0;
     for f in 0..v.frames {
         r.frame(f, &mut frame);
+        media.on_frame(f, &frame)?;
         if frame.skip_file {
             continue;
         }

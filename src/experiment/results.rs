@@ -28,6 +28,7 @@ pub struct RunRow {
     pub best_epoch: i32,
     pub params: i64,
     pub train_videos: i32,
+    pub pseudo_videos: i32,
     pub device: String,
     pub xp_version: String,
 }
@@ -100,6 +101,7 @@ pub fn batches(record: &RunRecord) -> Result<[RecordBatch; 3]> {
             Arc::new(Int32Array::from(vec![r.best_epoch])),
             Arc::new(Int64Array::from(vec![r.params])),
             Arc::new(Int32Array::from(vec![r.train_videos])),
+            Arc::new(Int32Array::from(vec![r.pseudo_videos])),
             strings([r.device.as_str()].into_iter()),
             strings([r.xp_version.as_str()].into_iter()),
         ],
@@ -174,6 +176,7 @@ pub fn read_runs(store: &Store, snapshot: &Snapshot) -> Result<Vec<RunRow>> {
                 best_epoch: i32_of("best_epoch"),
                 params: i64_of("params"),
                 train_videos: i32_of("train_videos"),
+                pseudo_videos: i32_of("pseudo_videos"),
                 device: col_str(&b, "device", i),
                 xp_version: col_str(&b, "xp_version", i),
             });

@@ -185,6 +185,8 @@ fn dataset_key(run: &PlannedRun) -> String {
         c.model.keypoints.offsets,
         c.model.sequence.max_frames,
         c.model.sequence.sampling,
+        // Which pool videos join training, with which labels and weight.
+        &c.train.pseudo_labels,
     ))
     .expect("serialisable")
 }
@@ -274,6 +276,7 @@ pub fn run_experiment(
                 best_epoch: outcome.best_epoch as i32,
                 params: outcome.params as i64,
                 train_videos: splits.train.len() as i32,
+                pseudo_videos: splits.pseudo_labelled as i32,
                 device: options.device.name().into(),
                 xp_version: identity::XP_VERSION.into(),
             },

@@ -3,12 +3,24 @@
 //! Every source is read and checked completely before the commit, and parts are staged outside
 //! the store's live folders, so bad input never changes the store. One file per source format.
 
+pub mod boxes;
+pub mod crop_sink;
+pub mod crops;
+pub mod embeddings;
 mod error;
+pub mod images;
 pub mod keypoints;
 pub mod labels;
 mod merge;
+pub mod models;
+pub mod npy;
 pub mod openpose_json;
 pub mod openpose_table;
+pub mod pseudo_labels;
+pub mod safetensors_file;
+pub mod transcript_formats;
+pub mod transcripts;
+pub mod video_decode;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -28,7 +40,7 @@ use crate::store::{CommitOutcome, Head, PartRef, Store, TableChange, Transaction
 
 /// Options shared by the keypoint ingests.
 #[derive(Debug, Clone, Copy)]
-pub struct KeypointOptions {
+pub struct IngestOptions {
     /// Accept videos that the `videos` table does not list.
     pub allow_unknown_videos: bool,
     /// Recorded in the commit log before the operation, e.g. `demo` (empty for a user's ingest).
@@ -45,6 +57,8 @@ pub struct IngestSummary {
     pub skipped_files: u64,
     pub videos: usize,
     pub keypoints: Option<FrameStats>,
+    /// What else to say about the rows (for ingests other than keypoints).
+    pub detail: Option<String>,
     pub rows: u64,
     pub parts: usize,
     pub part_bytes: u64,
@@ -95,6 +109,8 @@ impl fmt::Display for IngestSummary {
                 s.missing_frames,
                 s.empty_streams
             )?;
+        } else if let Some(detail) = &self.detail {
+            writeln!(f, "  {detail}")?;
         } else {
             writeln!(f, "  videos {} | rows {}", self.videos, self.rows)?;
         }
@@ -138,11 +154,11 @@ pub fn known_videos(store: &Store, head: &Head) -> Result<BTreeSet<i32>> {
     Ok(ids)
 }
 
-/// Refuses keypoints of videos the store has no labels for (usually a wrong folder or id).
+/// Refuses data of videos the store has no labels for (usually a wrong folder or id).
 fn check_videos_known(
     store: &Store,
     ids: &[(i32, PathBuf)],
-    options: &KeypointOptions,
+    options: &IngestOptions,
 ) -> Result<()> {
     if options.allow_unknown_videos {
         return Ok(());
@@ -217,6 +233,7 @@ pub fn ingest_labels(store_root: &Path, path: &Path, origin: &str) -> Result<Ing
         skipped_files: 0,
         videos: labels.videos.len(),
         keypoints: None,
+        detail: None,
         rows: (labels.videos.len() + labels.clips.len()) as u64,
         parts: parts.len(),
         part_bytes: parts.iter().map(|p| p.bytes).sum(),
@@ -241,7 +258,7 @@ fn commit_keypoints(txn: Transaction, what: &str, parts: &[PartRef]) -> Result<C
     })
 }
 
-fn open_for_keypoints(store_root: &Path, options: &KeypointOptions) -> Result<Store> {
+fn open_for_videos(store_root: &Path, options: &IngestOptions) -> Result<Store> {
     if options.allow_unknown_videos {
         Store::open_or_init(store_root)
     } else {
@@ -253,14 +270,14 @@ fn open_for_keypoints(store_root: &Path, options: &KeypointOptions) -> Result<St
 pub fn ingest_openpose(
     store_root: &Path,
     paths: &[PathBuf],
-    options: &KeypointOptions,
+    options: &IngestOptions,
 ) -> Result<IngestSummary> {
     let start = Instant::now();
     if paths.is_empty() {
         bail!("give at least one folder of OpenPose JSON files");
     }
     let (files, skipped) = openpose_json::discover(paths)?;
-    let store = open_for_keypoints(store_root, options)?;
+    let store = open_for_videos(store_root, options)?;
     let groups = openpose_json::by_video(files);
     let ids: Vec<(i32, PathBuf)> = groups
         .iter()
@@ -292,6 +309,7 @@ pub fn ingest_openpose(
         videos: groups.len(),
         rows: stats.rows,
         keypoints: Some(stats),
+        detail: None,
         parts: parts.len(),
         part_bytes: parts.iter().map(|p| p.bytes).sum(),
         elapsed: start.elapsed(),
@@ -304,7 +322,7 @@ pub fn ingest_openpose_tables(
     store_root: &Path,
     files: &[PathBuf],
     video_override: Option<i32>,
-    options: &KeypointOptions,
+    options: &IngestOptions,
 ) -> Result<IngestSummary> {
     let start = Instant::now();
     if files.is_empty() {
@@ -337,7 +355,7 @@ pub fn ingest_openpose_tables(
         }
         ids.push((id, path.clone()));
     }
-    let store = open_for_keypoints(store_root, options)?;
+    let store = open_for_videos(store_root, options)?;
     check_videos_known(&store, &ids, options)?;
 
     let bar = options.progress.bar(files.len() as u64, "tables", "files");
@@ -377,8 +395,340 @@ pub fn ingest_openpose_tables(
         videos: ids.len(),
         rows: stats.rows,
         keypoints: Some(stats),
+        detail: None,
         parts: parts.len(),
         part_bytes: parts.iter().map(|p| p.bytes).sum(),
+        elapsed: start.elapsed(),
+        outcome,
+    })
+}
+
+/// `xp ingest crops PATH...`: person crops into `crops` and `frames`.
+pub fn ingest_crops(
+    store_root: &Path,
+    paths: &[PathBuf],
+    crop: &crops::CropOptions,
+    options: &IngestOptions,
+) -> Result<IngestSummary> {
+    let start = Instant::now();
+    if paths.is_empty() {
+        bail!("give at least one folder of frames or crops, or a video file");
+    }
+    let inputs = crops::discover(paths, crop.video)?;
+    let store = open_for_videos(store_root, options)?;
+    let ids: Vec<(i32, PathBuf)> = inputs
+        .iter()
+        .map(|v| (v.video_id, v.first_path()))
+        .collect();
+    check_videos_known(&store, &ids, options)?;
+    let base = store.head()?;
+    let mut sink = crop_sink::CropSink::new(crop_sink::stored_hashes(&store, &base)?);
+    let total: u64 = inputs.iter().map(|v| v.frame_count_hint()).sum();
+    let bar = options.progress.bar(total, "crops", "frames");
+    let mut txn = Transaction::begin(&store)?;
+    let mut frame_parts = Vec::new();
+    let (mut frames, mut with_person) = (0u64, 0u64);
+    let mut bytes_read = 0;
+    for input in &inputs {
+        bytes_read += match &input.source {
+            crops::Source::Images(files) => files.values().map(|p| file_len(p)).sum(),
+            crops::Source::VideoFile(p) => file_len(p),
+        };
+        let rows = crops::process_video(input, crop, txn.stager(), &mut sink, &|| bar.inc(1))?;
+        if rows.is_empty() {
+            return Err(BadInput::new(&input.first_path(), "the video has no frames").into());
+        }
+        frames += rows.len() as u64;
+        with_person += rows.iter().filter(|r| r.crop_hash.is_some()).count() as u64;
+        frame_parts.push(crops::stage_frames(txn.stager(), input.video_id, &rows)?);
+    }
+    sink.flush(txn.stager())?;
+    bar.finish_and_clear();
+    let staged = sink.staged.clone();
+    let mut crop_parts: Vec<PartRef> = Vec::new();
+    let outcome = txn.commit(
+        &operation(options.origin, "ingest crops"),
+        |stager, head| {
+            crop_parts = crop_sink::parts_for_head(stager, head, base.seq, &staged)?;
+            let mut changes = vec![TableChange {
+                table: "frames".into(),
+                parts: frame_parts.clone(),
+            }];
+            if !crop_parts.is_empty() {
+                changes.push(TableChange {
+                    table: "crops".into(),
+                    parts: crop_parts.clone(),
+                });
+            }
+            Ok(changes)
+        },
+    )?;
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    let all_parts: Vec<&PartRef> = frame_parts.iter().chain(&crop_parts).collect();
+    Ok(IngestSummary {
+        what: "crops".into(),
+        files: inputs.iter().map(|v| v.frame_count_hint().max(1)).sum(),
+        bytes_read,
+        skipped_files: 0,
+        videos: inputs.len(),
+        keypoints: None,
+        detail: Some(format!(
+            "videos {} | frames {frames} ({:.0} frames/s) | with a person {with_person} | \
+             no person {} | crops referenced {}, new {} ({})",
+            inputs.len(),
+            frames as f64 / secs,
+            frames - with_person,
+            sink.referenced,
+            sink.new_crops,
+            human_bytes(sink.new_bytes)
+        )),
+        rows: frames + crop_parts.iter().map(|p| p.rows).sum::<u64>(),
+        parts: all_parts.len(),
+        part_bytes: all_parts.iter().map(|p| p.bytes).sum(),
+        elapsed: start.elapsed(),
+        outcome,
+    })
+}
+
+/// `xp ingest embeddings` / `xp ingest text-embeddings`: vector files into `embeddings` or
+/// `text_embeddings`.
+pub fn ingest_vectors(
+    store_root: &Path,
+    files: &[PathBuf],
+    vectors: &embeddings::VectorOptions,
+    options: &IngestOptions,
+) -> Result<IngestSummary> {
+    let start = Instant::now();
+    if files.is_empty() {
+        bail!("give at least one .npy, .safetensors or .parquet file");
+    }
+    if vectors.video.is_some() && files.len() > 1 {
+        bail!(
+            "--video names the video of a single file; got {} files",
+            files.len()
+        );
+    }
+    for f in files {
+        if !f.is_file() {
+            return Err(BadInput::new(f, "no such file").into());
+        }
+    }
+    let store = open_for_videos(store_root, options)?;
+    let head = store.head()?;
+    embeddings::check_stored_dim(&store, &head, vectors, &files[0])?;
+    let known = if options.allow_unknown_videos {
+        None
+    } else {
+        Some(known_videos(&store, &head)?)
+    };
+    let table = vectors.kind.table();
+    let bar = options.progress.bar(files.len() as u64, table, "files");
+    let mut txn = Transaction::begin(&store)?;
+    let mut parts: Vec<PartRef> = Vec::new();
+    let mut seen: std::collections::BTreeMap<i32, PathBuf> = Default::default();
+    let (mut rows, mut bytes_read) = (0u64, 0u64);
+    for file in files {
+        bytes_read += file_len(file);
+        let source_hash = embeddings::hash_file(file)?;
+        embeddings::read_file(file, vectors, &mut |mut v| {
+            if let Some(other) = seen.insert(v.video_id, v.path.clone()) {
+                return Err(BadInput::new(
+                    &v.path,
+                    format!("video {} is also given in {}", v.video_id, other.display()),
+                )
+                .into());
+            }
+            if let Some(known) = &known
+                && !known.contains(&v.video_id)
+            {
+                check_videos_known(&store, &[(v.video_id, v.path.clone())], options)?;
+            }
+            embeddings::check_and_sort(&mut v, vectors)?;
+            if vectors.kind == embeddings::VectorKind::Image {
+                embeddings::attach_crop_hashes(&store, &head, &mut v)?;
+            }
+            rows += v.index.len() as u64;
+            parts.push(embeddings::stage(txn.stager(), &v, vectors, &source_hash)?);
+            Ok(())
+        })?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let outcome = txn.commit(
+        &operation(
+            options.origin,
+            &format!("ingest {}", table.replace('_', "-")),
+        ),
+        |_, _| {
+            Ok(vec![TableChange {
+                table: table.into(),
+                parts: parts.clone(),
+            }])
+        },
+    )?;
+    let secs = start.elapsed().as_secs_f64().max(1e-9);
+    Ok(IngestSummary {
+        what: format!("{table} ({})", vectors.model),
+        files: files.len() as u64,
+        bytes_read,
+        skipped_files: 0,
+        videos: seen.len(),
+        keypoints: None,
+        detail: Some(format!(
+            "videos {} | vectors {rows} of {} values ({:.0} vectors/s, {:.0} MiB/s)",
+            seen.len(),
+            vectors.dim,
+            rows as f64 / secs,
+            bytes_read as f64 / secs / (1 << 20) as f64
+        )),
+        rows,
+        parts: parts.len(),
+        part_bytes: parts.iter().map(|p| p.bytes).sum(),
+        elapsed: start.elapsed(),
+        outcome,
+    })
+}
+
+/// `xp ingest transcripts PATH...`.
+pub fn ingest_transcripts(
+    store_root: &Path,
+    paths: &[PathBuf],
+    video: Option<i32>,
+    options: &IngestOptions,
+) -> Result<IngestSummary> {
+    let start = Instant::now();
+    if paths.is_empty() {
+        bail!("give at least one transcript file or folder");
+    }
+    let inputs = transcripts::discover(paths, video)?;
+    let store = open_for_videos(store_root, options)?;
+    let ids: Vec<(i32, PathBuf)> = inputs
+        .iter()
+        .map(|t| (t.video_id, t.files[0].0.clone()))
+        .collect();
+    check_videos_known(&store, &ids, options)?;
+    let bar = options
+        .progress
+        .bar(inputs.len() as u64, "transcripts", "videos");
+    let mut txn = Transaction::begin(&store)?;
+    let mut parts = Vec::new();
+    let (mut segments, mut chars, mut bytes_read, mut files) = (0u64, 0u64, 0u64, 0u64);
+    for input in &inputs {
+        let t = transcripts::read(input)?;
+        segments += t.segments.len() as u64;
+        chars += t
+            .segments
+            .iter()
+            .map(|s| s.text.chars().count() as u64)
+            .sum::<u64>();
+        bytes_read += t.bytes;
+        files += input.files.len() as u64;
+        let batch = transcripts::batch(&t)?;
+        parts.push(
+            txn.stager()
+                .stage(keypoints::part_key(t.video_id), &batch)?,
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let outcome = txn.commit(&operation(options.origin, "ingest transcripts"), |_, _| {
+        Ok(vec![TableChange {
+            table: "transcripts".into(),
+            parts: parts.clone(),
+        }])
+    })?;
+    Ok(IngestSummary {
+        what: "transcripts".into(),
+        files,
+        bytes_read,
+        skipped_files: 0,
+        videos: inputs.len(),
+        keypoints: None,
+        detail: Some(format!(
+            "videos {} | segments {segments} | characters {chars}",
+            inputs.len()
+        )),
+        rows: segments,
+        parts: parts.len(),
+        part_bytes: parts.iter().map(|p| p.bytes).sum(),
+        elapsed: start.elapsed(),
+        outcome,
+    })
+}
+
+/// `xp ingest pseudo-labels FILE.jsonl --labeler NAME`.
+pub fn ingest_pseudo_labels(
+    store_root: &Path,
+    path: &Path,
+    labeler: &str,
+    prompt_file: Option<&Path>,
+    options: &IngestOptions,
+) -> Result<IngestSummary> {
+    let start = Instant::now();
+    models::check_name(labeler)
+        .map_err(|m| anyhow::anyhow!("--labeler: {}", m.replace("model name", "labeler name")))?;
+    let prompt = match prompt_file {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+            BadInput::new(
+                p,
+                format!("cannot read the prompt (UTF-8 text expected): {e}"),
+            )
+        })?),
+        None => None,
+    };
+    let bytes =
+        std::fs::read(path).map_err(|e| BadInput::new(path, format!("cannot read: {e}")))?;
+    let rows = pseudo_labels::parse(path, &bytes, labeler, prompt.as_deref())?;
+    let store = open_for_videos(store_root, options)?;
+    let ids: Vec<(i32, PathBuf)> = rows
+        .iter()
+        .map(|r| (r.video_id, path.to_path_buf()))
+        .collect();
+    if !options.allow_unknown_videos {
+        let known = known_videos(&store, &store.head()?)?;
+        if let Some(r) = rows.iter().find(|r| !known.contains(&r.video_id)) {
+            let e = check_videos_known(&store, &ids, options).unwrap_err();
+            return Err(e
+                .downcast::<BadInput>()
+                .map(|b| b.line(r.line).into())
+                .unwrap_or_else(|e| e));
+        }
+    }
+    let txn = Transaction::begin(&store)?;
+    let mut added = 0;
+    let mut part: Option<PartRef> = None;
+    let outcome = txn.commit(
+        &operation(options.origin, "ingest pseudo-labels"),
+        |stager, head| {
+            let old = pseudo_labels::stored(stager.store(), &head.snapshot)?;
+            let (all, n) = pseudo_labels::merge(path, old, &rows)?;
+            added = n;
+            let p = stager.stage("all", &pseudo_labels::batch(&all)?)?;
+            part = Some(p.clone());
+            Ok(vec![TableChange {
+                table: "pseudo_labels".into(),
+                parts: vec![p],
+            }])
+        },
+    )?;
+    let wins = rows.iter().filter(|r| r.label == "win").count();
+    let part = part.expect("commit ran the build step");
+    Ok(IngestSummary {
+        what: format!("pseudo-labels {} ({labeler})", path.display()),
+        files: 1,
+        bytes_read: bytes.len() as u64,
+        skipped_files: 0,
+        videos: rows.len(),
+        keypoints: None,
+        detail: Some(format!(
+            "videos {} | win {wins} | lose {} | new {added} | already stored {}",
+            rows.len(),
+            rows.len() - wins,
+            rows.len() - added
+        )),
+        rows: rows.len() as u64,
+        parts: 1,
+        part_bytes: part.bytes,
         elapsed: start.elapsed(),
         outcome,
     })

@@ -89,6 +89,15 @@ impl Stager {
         &self.store
     }
 
+    /// The rows of a part this transaction staged (or that the store already holds).
+    pub fn read_part(&self, part: &PartRef) -> Result<Vec<RecordBatch>> {
+        let path = match self.staged.get(&part.file) {
+            Some(path) => path.clone(),
+            None => self.store.part_path(&part.file),
+        };
+        super::part::read_all(&path)
+    }
+
     /// Moves a staged part into `parts/` (or checks it is already there).
     fn publish(&mut self, hash: &str) -> Result<()> {
         let dest = self.store.part_path(hash);

@@ -261,6 +261,44 @@ impl Store {
         Ok(batches)
     }
 
+    /// The rows of the part with the given key (e.g. `video=298`), if the table has one.
+    pub fn read_keyed_part(
+        &self,
+        snapshot: &Snapshot,
+        table: &str,
+        key: &str,
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        let Some(version_id) = snapshot.tables.get(table) else {
+            return Ok(Vec::new());
+        };
+        match self
+            .read_table_version(version_id)?
+            .parts
+            .iter()
+            .find(|p| p.key == key)
+        {
+            Some(p) => part::read_all(&self.part_path(&p.file)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Only the named columns of every row of `table` (none if the snapshot lacks the table).
+    pub fn read_columns(
+        &self,
+        snapshot: &Snapshot,
+        table: &str,
+        columns: &[&str],
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        let Some(version_id) = snapshot.tables.get(table) else {
+            return Ok(Vec::new());
+        };
+        let mut batches = Vec::new();
+        for p in &self.read_table_version(version_id)?.parts {
+            batches.extend(part::read_columns(&self.part_path(&p.file), Some(columns))?);
+        }
+        Ok(batches)
+    }
+
     /// Turns what a user typed into a snapshot id: `current`, a log number (`@3`), or an id
     /// or unique prefix of one (at least 6 characters), like git.
     pub fn resolve_snapshot(&self, text: &str) -> Result<String> {

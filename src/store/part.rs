@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -30,17 +30,29 @@ fn writer_properties(batch: &RecordBatch) -> WriterProperties {
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page);
     for field in batch.schema().fields() {
-        if let DataType::FixedSizeList(item, _) = field.data_type() {
-            // Float vectors: a dictionary never pays off, and byte-stream-split makes the bytes
-            // of similar floats line up so zstd compresses them far better.
-            let path = ColumnPath::new(vec![
-                field.name().to_string(),
-                "list".to_string(),
-                item.name().to_string(),
-            ]);
-            props = props
-                .set_column_dictionary_enabled(path.clone(), false)
-                .set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT);
+        match field.data_type() {
+            DataType::FixedSizeList(item, _) | DataType::List(item) => {
+                // Float vectors: a dictionary never pays off, and byte-stream-split makes the
+                // bytes of similar floats line up so zstd compresses them far better.
+                let path = ColumnPath::new(vec![
+                    field.name().to_string(),
+                    "list".to_string(),
+                    item.name().to_string(),
+                ]);
+                props = props
+                    .set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT);
+            }
+            DataType::Binary => {
+                // Encoded images: already compressed, all distinct, and min/max statistics of
+                // kilobyte blobs would only bloat the page headers.
+                let path = ColumnPath::new(vec![field.name().to_string()]);
+                props = props
+                    .set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_compression(path.clone(), Compression::UNCOMPRESSED)
+                    .set_column_statistics_enabled(path, EnabledStatistics::None);
+            }
+            _ => {}
         }
     }
     props.build()
@@ -61,11 +73,21 @@ pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>> {
 
 /// Reads every row of a Parquet file.
 pub fn read_all(path: &Path) -> Result<Vec<RecordBatch>> {
+    read_columns(path, None)
+}
+
+/// Reads every row of a Parquet file, only the named columns when `columns` is given (so a
+/// question about crop hashes never reads the image bytes).
+pub fn read_columns(path: &Path, columns: Option<&[&str]>) -> Result<Vec<RecordBatch>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))?
-        .with_batch_size(ROW_GROUP_ROWS)
-        .build()?;
+        .with_batch_size(ROW_GROUP_ROWS);
+    if let Some(columns) = columns {
+        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+        builder = builder.with_projection(mask);
+    }
+    let reader = builder.build()?;
     reader
         .collect::<Result<Vec<_>, _>>()
         .with_context(|| format!("cannot read {}", path.display()))

@@ -315,6 +315,7 @@ mod tests {
             test: separable(10, 8, 200),
             channels: 3,
             missing_keypoints: vec![],
+            pseudo_labelled: 0,
         };
         for backbone in [BackboneName::Mlp, BackboneName::Gcn] {
             let outcome =
@@ -342,6 +343,7 @@ mod tests {
             test: separable(6, 6, 200),
             channels: 3,
             missing_keypoints: vec![],
+            pseudo_labelled: 0,
         };
         let mut c = config(BackboneName::Mlp);
         c.train.epochs = 2;

@@ -1,0 +1,155 @@
+//! Video files, decoded through the `ffmpeg` command when it is installed: frames stream out as
+//! raw RGB one at a time, so a two-hour interview never sits in memory.
+
+use std::io::{BufReader, ErrorKind, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+use image::RgbImage;
+
+use super::BadInput;
+
+/// File extensions xp treats as video.
+pub const VIDEO_EXTENSIONS: &[&str] = &["mp4", "mkv", "avi", "mov", "webm", "m4v", "mpg", "mpeg"];
+
+pub fn is_video_file(path: &Path) -> bool {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.as_str()))
+}
+
+const NO_FFMPEG: &str = "decoding a video file needs the `ffmpeg` and `ffprobe` commands, and \
+    they are not installed. Install ffmpeg (e.g. `apt install ffmpeg`), or extract the frames \
+    yourself (`ffmpeg -i VIDEO frames/%06d.png`) and ingest the folder of images";
+
+/// A running decoder: `next_frame` yields frames in order until the video ends.
+pub struct VideoFrames {
+    path: PathBuf,
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    pub width: u32,
+    pub height: u32,
+}
+
+fn probe_size(path: &Path) -> Result<(u32, u32), BadInput> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0:s=x",
+        ])
+        .arg(path)
+        .output()
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => BadInput::new(path, NO_FFMPEG),
+            _ => BadInput::new(path, format!("cannot run ffprobe: {e}")),
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let size = text.lines().next().unwrap_or("").trim();
+    let parsed = size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+    match parsed {
+        Some((w, h)) if out.status.success() && w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(BadInput::new(
+            path,
+            format!(
+                "ffprobe found no video stream: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        )),
+    }
+}
+
+impl VideoFrames {
+    pub fn open(path: &Path) -> Result<VideoFrames, BadInput> {
+        let (width, height) = probe_size(path)?;
+        let mut child = Command::new("ffmpeg")
+            .args(["-v", "error", "-nostdin", "-i"])
+            .arg(path)
+            .args([
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-fps_mode",
+                "passthrough",
+                "-",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound => BadInput::new(path, NO_FFMPEG),
+                _ => BadInput::new(path, format!("cannot run ffmpeg: {e}")),
+            })?;
+        let stdout = BufReader::with_capacity(1 << 20, child.stdout.take().expect("piped"));
+        Ok(VideoFrames {
+            path: path.to_path_buf(),
+            child,
+            stdout,
+            width,
+            height,
+        })
+    }
+
+    /// The next frame, or None at the end of the video.
+    pub fn next_frame(&mut self) -> Result<Option<RgbImage>, BadInput> {
+        let len = self.width as usize * self.height as usize * 3;
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match self.stdout.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(BadInput::new(&self.path, format!("ffmpeg: {e}"))),
+            }
+        }
+        if filled == 0 {
+            self.finish()?;
+            return Ok(None);
+        }
+        if filled < len {
+            return Err(BadInput::new(
+                &self.path,
+                "ffmpeg stopped in the middle of a frame (truncated or corrupt video)",
+            ));
+        }
+        Ok(Some(
+            RgbImage::from_raw(self.width, self.height, buf).expect("buffer has the frame size"),
+        ))
+    }
+
+    fn finish(&mut self) -> Result<(), BadInput> {
+        let status = self
+            .child
+            .wait()
+            .map_err(|e| BadInput::new(&self.path, format!("ffmpeg: {e}")))?;
+        if status.success() {
+            return Ok(());
+        }
+        let mut err = String::new();
+        if let Some(mut s) = self.child.stderr.take() {
+            let _ = s.read_to_string(&mut err);
+        }
+        Err(BadInput::new(
+            &self.path,
+            format!("ffmpeg could not decode the video: {}", err.trim()),
+        ))
+    }
+}
+
+impl Drop for VideoFrames {
+    fn drop(&mut self) {
+        // An ingest that fails part-way must not leave a decoder running.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
