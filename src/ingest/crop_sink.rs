@@ -33,8 +33,9 @@ pub struct StagedCrops {
 
 /// Collects new crops and stages them in parts of about `PART_BYTES`.
 pub struct CropSink {
-    /// Crops the store holds or this ingest has already taken.
-    known: HashSet<String>,
+    /// Crops the store holds or this ingest has already taken (raw 32-byte hashes: a few
+    /// million crops fit in ~100 MiB).
+    known: HashSet<[u8; 32]>,
     pending: Vec<Crop>,
     pending_bytes: usize,
     pub staged: Vec<StagedCrops>,
@@ -44,18 +45,25 @@ pub struct CropSink {
     pub new_bytes: u64,
 }
 
+/// The raw bytes of a hex crop hash.
+fn raw(hex: &str) -> [u8; 32] {
+    *blake3::Hash::from_hex(hex)
+        .expect("crop hashes are 64 hex digits")
+        .as_bytes()
+}
+
 /// The hashes of every crop in a snapshot, read without the image bytes.
-pub fn stored_hashes(store: &Store, head: &Head) -> Result<HashSet<String>> {
+pub fn stored_hashes(store: &Store, head: &Head) -> Result<HashSet<[u8; 32]>> {
     let mut known = HashSet::new();
     for batch in store.read_columns(&head.snapshot, "crops", &["crop_hash"])? {
         let hashes = batch.column(0).as_string::<i32>();
-        known.extend(hashes.iter().flatten().map(str::to_string));
+        known.extend(hashes.iter().flatten().map(raw));
     }
     Ok(known)
 }
 
 impl CropSink {
-    pub fn new(known: HashSet<String>) -> CropSink {
+    pub fn new(known: HashSet<[u8; 32]>) -> CropSink {
         CropSink {
             known,
             pending: Vec::new(),
@@ -70,7 +78,7 @@ impl CropSink {
     /// Takes a crop; stages a part when enough bytes are pending.
     pub fn add(&mut self, stager: &mut Stager, crop: Crop) -> Result<()> {
         self.referenced += 1;
-        if !self.known.insert(crop.hash.clone()) {
+        if !self.known.insert(raw(&crop.hash)) {
             return Ok(());
         }
         self.new_crops += 1;
@@ -154,7 +162,7 @@ pub fn parts_for_head(
     let now_stored = stored_hashes(stager.store(), head)?;
     let mut parts = Vec::new();
     for s in staged {
-        if !s.hashes.iter().any(|h| now_stored.contains(h)) {
+        if !s.hashes.iter().any(|h| now_stored.contains(&raw(h))) {
             parts.push(s.part.clone());
             continue;
         }
@@ -162,7 +170,7 @@ pub fn parts_for_head(
             let hashes = batch.column(0).as_string::<i32>();
             let keep: arrow::array::BooleanArray = hashes
                 .iter()
-                .map(|h| Some(!now_stored.contains(h.unwrap_or_default())))
+                .map(|h| Some(!h.is_some_and(|h| now_stored.contains(&raw(h)))))
                 .collect();
             let kept = arrow::compute::filter_record_batch(&batch, &keep)?;
             if kept.num_rows() > 0 {
@@ -176,4 +184,71 @@ pub fn parts_for_head(
 /// The blake3 of a crop's bytes, as the table stores it.
 pub fn crop_hash(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{TableChange, Transaction};
+
+    fn crop(bytes: &[u8]) -> Crop {
+        Crop {
+            hash: crop_hash(bytes),
+            format: "jpeg",
+            width: 1,
+            height: 1,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    fn commit_crops(txn: Transaction, base_seq: u64, staged: Vec<StagedCrops>) {
+        txn.commit("test", |stager, head| {
+            Ok(vec![TableChange {
+                table: "crops".into(),
+                parts: parts_for_head(stager, head, base_seq, &staged)?,
+            }])
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_crop_committed_meanwhile_by_another_writer_is_not_stored_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::init(&dir.path().join("s")).unwrap();
+        // Writer A looks at the store and stages crops x and y ...
+        let base = store.head().unwrap();
+        let mut a = Transaction::begin(&store).unwrap();
+        let mut sink_a = CropSink::new(stored_hashes(&store, &base).unwrap());
+        sink_a.add(a.stager(), crop(b"x")).unwrap();
+        sink_a.add(a.stager(), crop(b"y")).unwrap();
+        sink_a.add(a.stager(), crop(b"y")).unwrap();
+        sink_a.flush(a.stager()).unwrap();
+        assert_eq!((sink_a.referenced, sink_a.new_crops), (3, 2));
+        // ... while writer B commits y first.
+        let mut b = Transaction::begin(&store).unwrap();
+        let mut sink_b = CropSink::new(stored_hashes(&store, &base).unwrap());
+        sink_b.add(b.stager(), crop(b"y")).unwrap();
+        sink_b.flush(b.stager()).unwrap();
+        commit_crops(b, base.seq, sink_b.staged.clone());
+        commit_crops(a, base.seq, sink_a.staged.clone());
+
+        let head = store.head().unwrap();
+        let mut hashes: Vec<String> = store
+            .read_columns(&head.snapshot, "crops", &["crop_hash"])
+            .unwrap()
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_string::<i32>()
+                    .iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        hashes.sort();
+        let mut expected = vec![crop_hash(b"x"), crop_hash(b"y")];
+        expected.sort();
+        assert_eq!(hashes, expected);
+    }
 }
