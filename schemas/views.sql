@@ -24,20 +24,21 @@ FROM keypoints
 GROUP BY video_id;
 
 -- One row per video: its gold label, its split under the official emotion protocol, and how
--- much of every modality the store holds for it. `pseudo_label` is the labelers' answer when
--- they agree ('mixed' when they do not, null when there is none).
+-- much of every modality the store holds for it: keypoint frames, frames with a crop, image
+-- embedding vectors, transcript segments and characters. `pseudo_label` is the labelers'
+-- answer when they agree ('mixed' when they do not, null when there is none).
 CREATE VIEW video_overview AS
 SELECT v.video_id,
        v.subject_id,
        v.label,
        s.split,
-       COALESCE(k.frames, 0) AS keypoint_frames,
-       COALESCE(c.crops, 0) AS crop_frames,
-       COALESCE(e.vectors, 0) AS embedding_vectors,
-       COALESCE(t.segments, 0) AS transcript_segments,
-       COALESCE(t.chars, 0) AS transcript_chars,
+       COALESCE(k.frames, 0) AS frames,
+       COALESCE(c.crops, 0) AS crops,
+       COALESCE(e.vectors, 0) AS vectors,
+       COALESCE(t.segments, 0) AS segments,
+       COALESCE(t.chars, 0) AS chars,
        p.pseudo_label,
-       COALESCE(p.labelers, 0) AS pseudo_labelers
+       COALESCE(p.labelers, 0) AS labelers
 FROM videos v
 LEFT JOIN splits s ON s.video_id = v.video_id AND s.protocol = 'imigue-emotion'
 LEFT JOIN (SELECT video_id, COUNT(DISTINCT frame) AS frames FROM keypoints GROUP BY video_id) k

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// A fixed store: labels of five real protocol ids, keypoints for two of them.
+/// A fixed store: labels of five real protocol ids, keypoints for two of them, and a little of
+/// every other modality.
 fn fixture(tmp: &Path) -> PathBuf {
     let store = tmp.join("store");
     let labels = write_labels(tmp, &[7, 9, 46, 298, 300]);
@@ -26,6 +27,75 @@ fn fixture(tmp: &Path) -> PathBuf {
             "openpose",
             a.to_str().unwrap(),
             b.to_str().unwrap(),
+        ],
+    );
+    let srt = tmp.join("7.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:00,000 --> 00:00:02,000\nHow do you feel?\n\n2\n00:00:02,500 --> 00:00:04,000\nTired, but happy.\n",
+    )
+    .unwrap();
+    xp_ok(&store, &["ingest", "transcripts", srt.to_str().unwrap()]);
+    let crops = tmp.join("crops");
+    std::fs::create_dir_all(crops.join("7")).unwrap();
+    let img = |shade: u8| {
+        let img =
+            image::RgbImage::from_fn(8, 8, |x, y| image::Rgb([shade, x as u8 * 16, y as u8 * 16]));
+        xp::ingest::images::encode_jpeg(&img, 90)
+    };
+    std::fs::write(crops.join("7/000000.jpg"), img(10)).unwrap();
+    std::fs::write(crops.join("7/000001.jpg"), img(10)).unwrap();
+    std::fs::write(crops.join("7/000002.jpg"), img(200)).unwrap();
+    xp_ok(
+        &store,
+        &[
+            "ingest",
+            "crops",
+            "--from",
+            "crops",
+            crops.to_str().unwrap(),
+        ],
+    );
+    let npy = tmp.join("7.npy");
+    xp::ingest::npy::write_f32(&npy, &[3, 4], &[0.5; 12]).unwrap();
+    xp_ok(
+        &store,
+        &[
+            "ingest",
+            "embeddings",
+            "--model",
+            "toy",
+            "--dim",
+            "4",
+            npy.to_str().unwrap(),
+        ],
+    );
+    let jsonl = tmp.join("vlm.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"video_id\": 298, \"label\": \"win\", \"confidence\": 0.9, \"prompt\": \"P\"}\n\
+         {\"video_id\": 300, \"label\": \"win\", \"confidence\": 0.6, \"prompt\": \"P\"}\n",
+    )
+    .unwrap();
+    xp_ok(
+        &store,
+        &[
+            "ingest",
+            "pseudo-labels",
+            jsonl.to_str().unwrap(),
+            "--labeler",
+            "vlm-a",
+        ],
+    );
+    std::fs::write(&jsonl, "{\"video_id\": 300, \"label\": \"lose\"}\n").unwrap();
+    xp_ok(
+        &store,
+        &[
+            "ingest",
+            "pseudo-labels",
+            jsonl.to_str().unwrap(),
+            "--labeler",
+            "vlm-b",
         ],
     );
     store

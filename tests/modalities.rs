@@ -695,10 +695,91 @@ fn pseudo_labels_round_trip_coexist_and_compare_with_gold() {
     assert_eq!(agree.value(1), 0);
     let o = query(
         &store,
-        "SELECT video_id, pseudo_label, pseudo_labelers FROM video_overview ORDER BY video_id",
+        "SELECT video_id, pseudo_label, labelers FROM video_overview ORDER BY video_id",
     );
     let pl = o[0].column(1).as_string::<i32>();
     assert_eq!(pl.value(0), "mixed");
     assert_eq!(pl.value(1), "win");
     assert!(pl.is_null(3));
+}
+
+/// The ffmpeg xp will use (`XP_FFMPEG`, else `ffmpeg` on the PATH), if it runs.
+fn ffmpeg() -> Option<std::ffi::OsString> {
+    let exe = std::env::var_os("XP_FFMPEG").unwrap_or_else(|| "ffmpeg".into());
+    std::process::Command::new(&exe)
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then_some(exe)
+}
+
+#[test]
+fn video_files_decode_through_ffmpeg_or_say_it_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = labelled_store(tmp.path());
+    let frames = tmp.path().join("src");
+    std::fs::create_dir_all(&frames).unwrap();
+    let pics: Vec<RgbImage> = (0..4).map(|i| picture(64, 48, i as u8 * 50)).collect();
+    for (i, p) in pics.iter().enumerate() {
+        p.save(frames.join(format!("{i:03}.png"))).unwrap();
+    }
+    let boxes = tmp.path().join("boxes");
+    std::fs::create_dir_all(&boxes).unwrap();
+    // Ultralytics numbers the label files of a video from 1: 1_1.txt is frame 0.
+    for i in 1..=4 {
+        std::fs::write(boxes.join(format!("1_{i}.txt")), "0 0.5 0.5 0.5 0.5 0.9\n").unwrap();
+    }
+    let video = tmp.path().join("1.mkv");
+    let Some(exe) = ffmpeg() else {
+        assert!(
+            std::env::var_os("XP_REQUIRE_FFMPEG").is_none(),
+            "XP_REQUIRE_FFMPEG is set but no ffmpeg runs (set XP_FFMPEG or install ffmpeg)"
+        );
+        // No ffmpeg: the ingest must refuse with advice, and write nothing.
+        std::fs::write(&video, b"not decoded").unwrap();
+        let before = fingerprint(&store);
+        let out = xp_out(&store, &["ingest", "crops", video.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains("ffmpeg") && err.contains("not installed"),
+            "{err}"
+        );
+        assert_eq!(fingerprint(&store), before);
+        eprintln!("SKIPPED the video decoding round trip: ffmpeg is not installed here");
+        return;
+    };
+    // A lossless video, so decoded pixels equal the PNGs.
+    let status = std::process::Command::new(exe)
+        .args(["-v", "error", "-framerate", "25", "-i"])
+        .arg(frames.join("%03d.png"))
+        .args(["-c:v", "ffv1", "-pix_fmt", "bgr0"])
+        .arg(&video)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    xp_ok(
+        &store,
+        &[
+            "ingest",
+            "crops",
+            video.to_str().unwrap(),
+            "--boxes",
+            boxes.to_str().unwrap(),
+            "--box-frame-base",
+            "1",
+        ],
+    );
+    let got = stored_crops(&store, 1);
+    assert_eq!(got.len(), 4);
+    let b = PixelBox {
+        x: 16,
+        y: 12,
+        w: 32,
+        h: 24,
+    };
+    for (i, (frame, bytes)) in got.iter().enumerate() {
+        assert_eq!(*frame, i as i32);
+        assert_eq!(bytes, &crop_jpeg(&pics[i], b, &CropStyle::default()).0);
+    }
 }

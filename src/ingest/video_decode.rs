@@ -1,4 +1,4 @@
-//! Video files, decoded through the `ffmpeg` command when it is installed: frames stream out as
+//! Video files, decoded through the `ffmpeg` command (or `XP_FFMPEG`) when it is installed: frames stream out as
 //! raw RGB one at a time, so a two-hour interview never sits in memory.
 
 use std::io::{BufReader, ErrorKind, Read};
@@ -18,9 +18,22 @@ pub fn is_video_file(path: &Path) -> bool {
         .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.as_str()))
 }
 
-const NO_FFMPEG: &str = "decoding a video file needs the `ffmpeg` and `ffprobe` commands, and \
-    they are not installed. Install ffmpeg (e.g. `apt install ffmpeg`), or extract the frames \
-    yourself (`ffmpeg -i VIDEO frames/%06d.png`) and ingest the folder of images";
+const NO_FFMPEG: &str = "decoding a video file needs the `ffmpeg` command, and it is not \
+    installed. Install ffmpeg (e.g. `apt install ffmpeg`, or point XP_FFMPEG at a binary), or \
+    extract the frames yourself (`ffmpeg -i VIDEO frames/%06d.png`) and ingest the folder of \
+    images";
+
+/// The ffmpeg command: `XP_FFMPEG` when set, else `ffmpeg` from the PATH.
+fn ffmpeg() -> Command {
+    Command::new(std::env::var_os("XP_FFMPEG").unwrap_or_else(|| "ffmpeg".into()))
+}
+
+fn run_error(path: &Path, e: std::io::Error) -> BadInput {
+    match e.kind() {
+        ErrorKind::NotFound => BadInput::new(path, NO_FFMPEG),
+        _ => BadInput::new(path, format!("cannot run ffmpeg: {e}")),
+    }
+}
 
 /// A running decoder: `next_frame` yields frames in order until the video ends.
 pub struct VideoFrames {
@@ -31,35 +44,21 @@ pub struct VideoFrames {
     pub height: u32,
 }
 
+/// The frame size, from the first frame decoded as PNG (needs only ffmpeg, not ffprobe).
 fn probe_size(path: &Path) -> Result<(u32, u32), BadInput> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height",
-            "-of",
-            "csv=p=0:s=x",
-        ])
+    let out = ffmpeg()
+        .args(["-v", "error", "-nostdin", "-i"])
         .arg(path)
+        .args(["-frames:v", "1", "-f", "image2pipe", "-c:v", "png", "-"])
+        .stdin(Stdio::null())
         .output()
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => BadInput::new(path, NO_FFMPEG),
-            _ => BadInput::new(path, format!("cannot run ffprobe: {e}")),
-        })?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let size = text.lines().next().unwrap_or("").trim();
-    let parsed = size
-        .split_once('x')
-        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
-    match parsed {
-        Some((w, h)) if out.status.success() && w > 0 && h > 0 => Ok((w, h)),
+        .map_err(|e| run_error(path, e))?;
+    match image::load_from_memory(&out.stdout) {
+        Ok(img) if out.status.success() => Ok((img.width(), img.height())),
         _ => Err(BadInput::new(
             path,
             format!(
-                "ffprobe found no video stream: {}",
+                "ffmpeg found no decodable video stream: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
         )),
@@ -69,7 +68,7 @@ fn probe_size(path: &Path) -> Result<(u32, u32), BadInput> {
 impl VideoFrames {
     pub fn open(path: &Path) -> Result<VideoFrames, BadInput> {
         let (width, height) = probe_size(path)?;
-        let mut child = Command::new("ffmpeg")
+        let mut child = ffmpeg()
             .args(["-v", "error", "-nostdin", "-i"])
             .arg(path)
             .args([
@@ -85,10 +84,7 @@ impl VideoFrames {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => BadInput::new(path, NO_FFMPEG),
-                _ => BadInput::new(path, format!("cannot run ffmpeg: {e}")),
-            })?;
+            .map_err(|e| run_error(path, e))?;
         let stdout = BufReader::with_capacity(1 << 20, child.stdout.take().expect("piped"));
         Ok(VideoFrames {
             path: path.to_path_buf(),

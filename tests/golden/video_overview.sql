@@ -1,0 +1,1 @@
+SELECT * FROM video_overview ORDER BY video_id
