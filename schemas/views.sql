@@ -25,7 +25,7 @@ GROUP BY video_id;
 
 -- One row per video: its gold label, its split under the official emotion protocol, and how
 -- much of every modality the store holds for it: keypoint frames, frames with a crop, image
--- embedding vectors, transcript segments and characters. `pseudo_label` is the labelers'
+-- embedding vectors (of all models together), transcript segments and characters. `pseudo_label` is the labelers'
 -- answer when they agree ('mixed' when they do not, null when there is none).
 CREATE VIEW video_overview AS
 SELECT v.video_id,

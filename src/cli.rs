@@ -332,7 +332,8 @@ pub enum IngestCommand {
         /// Who labelled (model and setup), e.g. gemini-2.5-pro-cot.
         #[arg(long)]
         labeler: String,
-        /// The prompt of lines that do not record one (a text file).
+        /// The prompt of lines that do not record one (a text file; a final line break is not
+        /// part of the prompt).
         #[arg(long)]
         prompt_file: Option<PathBuf>,
         #[command(flatten)]

@@ -563,3 +563,64 @@ fn unknown_pseudo_label_key_and_unknown_model() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dim"));
     assert_eq!(fingerprint(&store), before);
 }
+
+#[test]
+fn empty_embedding_array_and_bad_prompt_hash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    let f = tmp.path().join("1.npy");
+    xp::ingest::npy::write_f32(&f, &[0, 4], &[]).unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "embeddings",
+            "--model",
+            "x",
+            "--dim",
+            "4",
+            f.to_str().unwrap(),
+        ],
+        &["1.npy", "no vectors"],
+    );
+    let j = tmp.path().join("vlm.jsonl");
+    std::fs::write(
+        &j,
+        "{\"video_id\": 1, \"label\": \"win\", \"prompt_hash\": \"v1\"}\n",
+    )
+    .unwrap();
+    refused(
+        &store,
+        &[
+            "ingest",
+            "pseudo-labels",
+            j.to_str().unwrap(),
+            "--labeler",
+            "vlm",
+        ],
+        &["vlm.jsonl:1", "prompt_hash", "64 hex"],
+    );
+}
+
+#[test]
+fn a_failed_ingest_into_a_new_store_leaves_no_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("fresh");
+    let f = tmp.path().join("3.srt");
+    std::fs::write(&f, b"1\n00:00:01,000 --> 00:00:02,000\nd\xe9j\xe0 vu\n").unwrap();
+    let out = xp_out(
+        &store,
+        &[
+            "ingest",
+            "transcripts",
+            "--allow-unknown-videos",
+            f.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        !store.exists(),
+        "the failed ingest left {}",
+        store.display()
+    );
+}

@@ -183,6 +183,17 @@ fn gc(root: &Path, keep: Option<usize>, dry_run: bool) -> Result<i32> {
 }
 
 fn ingest_cmd(root: &Path, cmd: IngestCommand, progress: Progress) -> Result<i32> {
+    // An ingest that creates the store and then fails must not leave an empty store behind:
+    // "unchanged" includes "still absent".
+    let existed = root.exists();
+    let result = ingest_into(root, cmd, progress);
+    if result.is_err() && !existed {
+        let _ = std::fs::remove_dir_all(root);
+    }
+    result
+}
+
+fn ingest_into(root: &Path, cmd: IngestCommand, progress: Progress) -> Result<i32> {
     let options = |check: VideoCheckArgs| IngestOptions {
         allow_unknown_videos: check.allow_unknown_videos,
         origin: "",

@@ -432,3 +432,88 @@ pub(crate) fn pseudo_label_lines(seed: u64, videos: &[VideoPlan]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::demo::DemoOptions;
+    use crate::demo::plan::plan;
+
+    fn cosine(a: &[f64], b: &[f64]) -> f64 {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        dot / (norm(a) * norm(b))
+    }
+
+    #[test]
+    fn labeler_is_right_about_three_quarters_of_the_time() {
+        let p = plan(&DemoOptions::default());
+        let lines = pseudo_label_lines(0, &p.videos);
+        let win: std::collections::HashMap<u32, bool> =
+            p.videos.iter().map(|v| (v.id, v.win)).collect();
+        let (mut n, mut right) = (0, 0);
+        for line in lines.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let id = v["video_id"].as_u64().unwrap() as u32;
+            n += 1;
+            right += usize::from((v["label"] == "win") == win[&id]);
+            assert!(v["reasoning"].as_str().unwrap().contains("Step 1"));
+        }
+        assert_eq!(n, 157, "one line per pool video");
+        let acc = right as f64 / n as f64;
+        assert!((0.65..0.85).contains(&acc), "accuracy {acc}");
+    }
+
+    #[test]
+    fn transcripts_carry_some_but_not_all_of_the_outcome() {
+        let p = plan(&DemoOptions::default());
+        let tones: Vec<(bool, f64)> = p
+            .videos
+            .iter()
+            .map(|v| (v.win, transcript(0, v).2))
+            .collect();
+        // `tone` is signed towards win; a positive tone in a lost match is the "not all".
+        let mean = |w: bool| {
+            let t: Vec<f64> = tones.iter().filter(|x| x.0 == w).map(|x| x.1).collect();
+            t.iter().sum::<f64>() / t.len() as f64
+        };
+        assert!(
+            mean(true) > 0.5 && mean(false) < -0.5,
+            "{} {}",
+            mean(true),
+            mean(false)
+        );
+        let misleading = tones
+            .iter()
+            .filter(|(w, t)| (*t > 0.0) != *w && *t != 0.0)
+            .count();
+        assert!(
+            misleading > 10,
+            "some transcripts point the wrong way: {misleading}"
+        );
+    }
+
+    #[test]
+    fn embeddings_cluster_by_subject_far_more_than_by_label() {
+        let p = plan(&DemoOptions::default());
+        let base = |v: &VideoPlan| {
+            let s = &p.subjects[v.subject - 1];
+            MediaWriter::new(0, v, s, CropMode::Ready(PathBuf::new())).base
+        };
+        let (mut same_subject, mut same_label) = (Vec::new(), Vec::new());
+        for (i, a) in p.videos.iter().enumerate().take(120) {
+            for b in p.videos.iter().skip(i + 1).take(40) {
+                let c = cosine(&base(a), &base(b));
+                if a.subject == b.subject {
+                    same_subject.push(c);
+                } else if a.win == b.win {
+                    same_label.push(c);
+                }
+            }
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(!same_subject.is_empty());
+        assert!(mean(&same_subject) > 0.8, "{}", mean(&same_subject));
+        assert!(mean(&same_label).abs() < 0.1, "{}", mean(&same_label));
+    }
+}

@@ -8,12 +8,16 @@ use crate::store::{Snapshot, Store};
 /// The xp version that is part of every run id.
 pub const XP_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The data part of a snapshot: every table except experiment results. Storing results does
-/// not change it, so runs keep their ids as results accumulate.
+/// The tables a run reads. Only they are part of its identity: storing results, crops,
+/// embeddings or transcripts (which the keypoint trainer does not read) keeps every run id.
+/// A trainer that learns to read another table must add it here.
+pub const TRAINING_TABLES: &[&str] = &["videos", "clips", "keypoints", "pseudo_labels"];
+
+/// The data part of a snapshot: the tables in `TRAINING_TABLES`.
 pub fn data_snapshot(snapshot: &Snapshot) -> Snapshot {
     let mut data = snapshot.clone();
     data.tables
-        .retain(|name, _| !crate::schema::table(name).is_result());
+        .retain(|name, _| TRAINING_TABLES.contains(&name.as_str()));
     data
 }
 

@@ -24,11 +24,12 @@ pub struct Crop {
     pub bytes: Vec<u8>,
 }
 
-/// A staged crops part and the hashes in it (kept to re-check them on a re-base).
+/// A staged crops part and the hashes in it (kept, 32 bytes each, to re-check them on a
+/// re-base).
 #[derive(Debug, Clone)]
 pub struct StagedCrops {
     pub part: PartRef,
-    pub hashes: Vec<String>,
+    pub hashes: Vec<[u8; 32]>,
 }
 
 /// Collects new crops and stages them in parts of about `PART_BYTES`.
@@ -106,16 +107,16 @@ impl CropSink {
 }
 
 fn stage_crops(stager: &mut Stager, batch: &RecordBatch) -> Result<StagedCrops> {
-    let hashes: Vec<String> = batch
+    let hashes: Vec<[u8; 32]> = batch
         .column(0)
         .as_string::<i32>()
         .iter()
         .flatten()
-        .map(str::to_string)
+        .map(raw)
         .collect();
     let key = format!(
         "crops={}",
-        &blake3::hash(hashes.concat().as_bytes()).to_hex()[..32]
+        &blake3::hash(hashes.concat().as_slice()).to_hex()[..32]
     );
     let part = stager.stage(key, batch)?;
     Ok(StagedCrops { part, hashes })
@@ -162,7 +163,7 @@ pub fn parts_for_head(
     let now_stored = stored_hashes(stager.store(), head)?;
     let mut parts = Vec::new();
     for s in staged {
-        if !s.hashes.iter().any(|h| now_stored.contains(&raw(h))) {
+        if !s.hashes.iter().any(|h| now_stored.contains(h)) {
             parts.push(s.part.clone());
             continue;
         }

@@ -144,6 +144,14 @@ pub fn discover(paths: &[PathBuf], video: Option<i32>) -> Result<Vec<VideoInput>
         let dir_id = dir
             .file_name()
             .and_then(|n| leading_id(&n.to_string_lossy()));
+        // Only a folder named by digits alone overrides the numbers in a file name.
+        let numeric_dir = dir
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| leading_id(&n));
+        // A folder named by the video wins over digits in the file name (`298/cam2_0001.jpg`
+        // is video 298); otherwise the name's first number is the video.
         let (id, frame) = match groups.as_slice() {
             [] => {
                 return Err(BadInput::new(
@@ -153,7 +161,7 @@ pub fn discover(paths: &[PathBuf], video: Option<i32>) -> Result<Vec<VideoInput>
                 ));
             }
             [frame] => (video.or(dir_id), *frame),
-            [first, .., frame] => (video.or(i32::try_from(*first).ok()), *frame),
+            [first, .., frame] => (video.or(numeric_dir).or(i32::try_from(*first).ok()), *frame),
         };
         let Some(id) = id else {
             return Err(BadInput::new(
@@ -258,50 +266,124 @@ pub fn discover(paths: &[PathBuf], video: Option<i32>) -> Result<Vec<VideoInput>
     Ok(inputs)
 }
 
-/// The detection file of each frame of a video: `<boxes>/<video>/<frame>.txt|json` or
-/// `<boxes>/<video>_<frame>.txt|json` (frame numbers counted from `base`).
-fn boxes_index(
-    input: &VideoInput,
-    boxes_root: Option<&Path>,
-    base: i32,
-) -> Result<HashMap<i32, PathBuf>, BadInput> {
-    let root = match boxes_root {
-        Some(r) => r.to_path_buf(),
-        None => input
-            .first_path()
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default(),
-    };
-    let per_video = root.join(input.video_id.to_string());
-    let dir = if per_video.is_dir() { per_video } else { root };
-    let mut index = HashMap::new();
+/// Finds each frame's detection file: `<boxes>/<video>/<frame>.txt|json`, or
+/// `<boxes>/<video>_<frame>.txt|json` in a folder shared by several videos. A shared folder is
+/// listed once per ingest, not once per video.
+#[derive(Default)]
+pub struct BoxesIndex {
+    /// Shared folder -> (video, frame number as written, file) of its detection files.
+    shared: HashMap<PathBuf, Vec<(i64, i64, PathBuf)>>,
+    /// Videos that had at least one detection file.
+    pub matched_videos: usize,
+}
+
+/// (numbers in the name, file) of the detection files in `dir`.
+fn detection_files(dir: &Path) -> Result<Vec<(Vec<i64>, PathBuf)>, BadInput> {
     if !dir.is_dir() {
-        return Err(BadInput::new(&dir, "the detections folder does not exist"));
+        return Err(BadInput::new(dir, "the detections folder does not exist"));
     }
-    for file in sorted_entries(&dir)? {
-        if !file.is_file() || !has_extension(&file, &["txt", "json"]) {
-            continue;
-        }
-        let groups = digit_groups(&stem(&file));
-        let number = match groups.as_slice() {
-            [n] => *n,
-            [first, .., n] if *first == input.video_id as i64 => *n,
-            _ => continue,
+    Ok(sorted_entries(dir)?
+        .into_iter()
+        .filter(|f| f.is_file() && has_extension(f, &["txt", "json"]))
+        .map(|f| (digit_groups(&stem(&f)), f))
+        .filter(|(g, _)| !g.is_empty())
+        .collect())
+}
+
+impl BoxesIndex {
+    /// Frame -> detection file for one video (frame numbers in names counted from `base`).
+    fn for_video(
+        &mut self,
+        input: &VideoInput,
+        boxes_root: Option<&Path>,
+        base: i32,
+    ) -> Result<HashMap<i32, PathBuf>, BadInput> {
+        let root = match boxes_root {
+            Some(r) => r.to_path_buf(),
+            None => input
+                .first_path()
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
         };
-        let frame = (number - base as i64) as i32;
-        if let Some(other) = index.insert(frame, file.clone()) {
+        let per_video = root.join(input.video_id.to_string());
+        // The video's own folder: `<boxes>/<video>/`, or (by default) the folder of its
+        // frames when that folder is named by the video.
+        let own = if per_video.is_dir() {
+            Some(per_video)
+        } else if boxes_root.is_none()
+            && root
+                .file_name()
+                .and_then(|n| leading_id(&n.to_string_lossy()))
+                == Some(input.video_id)
+        {
+            Some(root.clone())
+        } else {
+            None
+        };
+        let found: Vec<(i64, PathBuf)> = match own {
+            Some(dir) => detection_files(&dir)?
+                .into_iter()
+                .map(|(g, f)| (*g.last().expect("non-empty"), f))
+                .collect(),
+            None => {
+                if !self.shared.contains_key(&root) {
+                    let listed = detection_files(&root)?
+                        .into_iter()
+                        .filter(|(g, _)| g.len() >= 2)
+                        .map(|(g, f)| (g[0], *g.last().expect("non-empty"), f))
+                        .collect();
+                    self.shared.insert(root.clone(), listed);
+                }
+                self.shared[&root]
+                    .iter()
+                    .filter(|(v, _, _)| *v == i64::from(input.video_id))
+                    .map(|(_, n, f)| (*n, f.clone()))
+                    .collect()
+            }
+        };
+        let mut index = HashMap::new();
+        for (number, file) in found {
+            let frame = i32::try_from(number - i64::from(base))
+                .ok()
+                .filter(|f| *f >= 0)
+                .ok_or_else(|| {
+                    BadInput::new(
+                        &file,
+                        format!(
+                            "frame number {number} is out of range (frames count from \
+                             --box-frame-base {base})"
+                        ),
+                    )
+                })?;
+            if let Some(other) = index.insert(frame, file.clone()) {
+                return Err(BadInput::new(
+                    &file,
+                    format!(
+                        "frame {frame} of video {} has two detection files (also {})",
+                        input.video_id,
+                        other.display()
+                    ),
+                ));
+            }
+        }
+        if !index.is_empty() {
+            self.matched_videos += 1;
+        }
+        if let Source::Images(frames) = &input.source
+            && let Some((frame, file)) = index.iter().find(|(f, _)| !frames.contains_key(f))
+        {
             return Err(BadInput::new(
-                &file,
+                file,
                 format!(
-                    "frame {frame} of video {} has two detection files (also {})",
-                    input.video_id,
-                    other.display()
+                    "detections for frame {frame} of video {}, which has no frame image \
+                     (wrong folder, or files numbered from 1: pass --box-frame-base 1)",
+                    input.video_id
                 ),
             ));
         }
+        Ok(index)
     }
-    Ok(index)
 }
 
 /// One frame's row of the `frames` table, with its crop while that is on its way to the sink.
@@ -426,6 +508,7 @@ fn ready_crop(frame: i32, path: &Path) -> Result<FrameRow, BadInput> {
 pub fn process_video(
     input: &VideoInput,
     options: &CropOptions,
+    boxes: &mut BoxesIndex,
     stager: &mut Stager,
     sink: &mut CropSink,
     tick: &(dyn Fn() + Sync),
@@ -445,7 +528,9 @@ pub fn process_video(
         Ok(())
     };
     let index = match options.from {
-        CropFrom::Frames => boxes_index(input, options.boxes.as_deref(), options.box_frame_base)?,
+        CropFrom::Frames => {
+            boxes.for_video(input, options.boxes.as_deref(), options.box_frame_base)?
+        }
         CropFrom::Crops => HashMap::new(),
     };
     match &input.source {
@@ -598,6 +683,13 @@ mod tests {
             })
             .collect();
         assert_eq!(summary, vec![(12, vec![1, 2]), (13, vec![5])]);
+
+        // A folder named by the video wins over other numbers in the name.
+        let cam = tempfile::tempdir().unwrap();
+        std::fs::create_dir(cam.path().join("298")).unwrap();
+        std::fs::write(cam.path().join("298/cam2_000123.jpg"), b"x").unwrap();
+        let found = discover(&[cam.path().to_path_buf()], None).unwrap();
+        assert_eq!(found[0].video_id, 298);
 
         std::fs::write(dir.path().join("12_000001.jpg"), b"x").unwrap();
         let e = discover(&[dir.path().to_path_buf()], None).unwrap_err();

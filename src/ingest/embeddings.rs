@@ -98,10 +98,17 @@ fn leading_id(name: &str) -> Option<i32> {
     digits.parse().ok().filter(|&v| v > 0)
 }
 
-/// The video id in a tensor name: `298`, `video_298`, `video-298/dinov2`.
+/// The video id in a tensor name: `298`, `video_298`, `video-298` or `video298`. Anything else
+/// is refused rather than guessed (`dinov2_298` could be video 2 or 298).
 fn id_in_name(name: &str) -> Option<i32> {
-    let start = name.find(|c: char| c.is_ascii_digit())?;
-    leading_id(&name[start..])
+    let rest = name
+        .strip_prefix("video")
+        .map(|r| r.trim_start_matches(['_', '-']))
+        .unwrap_or(name);
+    (!rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| rest.parse().ok())
+        .flatten()
+        .filter(|&v| v > 0)
 }
 
 fn extension(path: &Path) -> String {
@@ -164,7 +171,20 @@ pub fn read_file(
     options: &VectorOptions,
     each: &mut dyn FnMut(VideoVectors) -> Result<()>,
 ) -> Result<()> {
-    match extension(path).as_str() {
+    let ext = extension(path);
+    let ignored = |what: &str| {
+        BadInput::new(
+            path,
+            format!("{what} applies to .npy files; a .{ext} file names its videos and rows itself"),
+        )
+    };
+    if (ext == "parquet" || ext == "safetensors") && options.video.is_some() {
+        return Err(ignored("--video").into());
+    }
+    if ext == "parquet" && (options.first_frame != 0 || options.frame_stride != 1) {
+        return Err(ignored("--first-frame / --frame-stride").into());
+    }
+    match ext.as_str() {
         "npy" => each(read_npy(path, options)?),
         "safetensors" => read_safetensors(path, options, each),
         "parquet" => read_parquet(path, options, each),
@@ -246,7 +266,10 @@ fn read_safetensors(
         let video_id = id_in_name(&tensor.name).ok_or_else(|| {
             BadInput::new(
                 path,
-                format!("{place}: cannot tell the video id (name tensors by it, e.g. `298`)"),
+                format!(
+                    "{place}: cannot tell the video id (name each tensor by it: `298` or \
+                     `video_298`)"
+                ),
             )
         })?;
         if let Some(other) = seen.insert(video_id, tensor.name.clone()) {
@@ -330,8 +353,17 @@ fn int_column(
     let Some(col) = batch.column_by_name(name) else {
         return Ok(None);
     };
-    let cast = arrow::compute::cast(col, &DataType::Int32)
-        .map_err(|e| BadInput::new(path, format!("cannot read as integers: {e}")).field(name))?;
+    if !col.data_type().is_integer() {
+        return Err(
+            BadInput::new(path, format!("type {}: expected integers", col.data_type())).field(name),
+        );
+    }
+    let strict = arrow::compute::CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let cast = arrow::compute::cast_with_options(col, &DataType::Int32, &strict)
+        .map_err(|e| BadInput::new(path, format!("out of range: {e}")).field(name))?;
     Ok(Some(cast.as_primitive::<Int32Type>().iter().collect()))
 }
 
@@ -393,11 +425,26 @@ fn read_parquet(
                     .map_err(|e| BadInput::new(path, e.to_string()).field("crop_hash"))?
                     .as_string::<i32>()
                     .iter()
-                    .map(|h| h.map(str::to_string))
+                    .map(|h| h.map(str::to_ascii_lowercase))
                     .collect(),
             ),
             _ => None,
         };
+        if let Some((r, bad)) = crop_hashes.iter().flatten().enumerate().find_map(|(r, h)| {
+            h.as_ref()
+                .filter(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(|h| (r, h.clone()))
+        }) {
+            return Err(BadInput::new(
+                path,
+                format!(
+                    "row {}: `{bad}` is not a crop hash (64 hex digits)",
+                    row_base + r
+                ),
+            )
+            .field("crop_hash")
+            .into());
+        }
         let vectors = batch
             .column_by_name("vector")
             .ok_or_else(|| BadInput::new(path, "no `vector` column (a list of float32 per row)"))?;
@@ -525,6 +572,26 @@ fn list_parts(
 /// Checks one video's vectors and puts them in index order: finite values, no index twice.
 pub fn check_and_sort(v: &mut VideoVectors, options: &VectorOptions) -> Result<(), BadInput> {
     let dim = options.dim;
+    if v.index.is_empty() {
+        return Err(BadInput::new(
+            &v.path,
+            format!(
+                "video {}: no vectors (an empty array would erase the stored ones)",
+                v.video_id
+            ),
+        ));
+    }
+    if let Some(i) = v.index.iter().flatten().find(|&&i| i < 0) {
+        return Err(BadInput::new(
+            &v.path,
+            format!(
+                "video {}: {} {i} is negative ({}s count from 0)",
+                v.video_id,
+                options.kind.index_name(),
+                options.kind.index_name()
+            ),
+        ));
+    }
     for (r, chunk) in v.values.chunks(dim).enumerate() {
         if let Some((j, x)) = chunk.iter().enumerate().find(|(_, x)| !x.is_finite()) {
             return Err(BadInput::new(
@@ -641,33 +708,40 @@ pub fn stage(
     stager.stage(part_key(v.video_id, &options.model), &b)
 }
 
-/// Refuses a model whose vectors in the store have another size than `options.dim`.
+/// Refuses a model whose vectors in the store have another size than `options.dim`. Every
+/// part of a model was checked when it was ingested, so one part tells.
 pub fn check_stored_dim(
     store: &Store,
     head: &Head,
     options: &VectorOptions,
     file: &Path,
 ) -> Result<()> {
-    for b in store.read_columns(&head.snapshot, options.kind.table(), &["model", "dim"])? {
-        let models = b.column(0).as_string::<i32>();
-        let dims = b.column(1).as_primitive::<Int32Type>();
-        for (m, d) in models.iter().zip(dims.iter()) {
-            if m == Some(options.model.as_str()) && d != Some(options.dim as i32) {
-                return Err(BadInput::new(
-                    file,
-                    format!(
-                        "the store holds {} vectors of model {} with {} values; these have {}",
-                        options.kind.table(),
-                        options.model,
-                        d.unwrap_or(0),
-                        options.dim
-                    ),
-                )
-                .into());
-            }
-        }
+    let Some(version) = head.snapshot.tables.get(options.kind.table()) else {
+        return Ok(());
+    };
+    let suffix = format!("/model={}", options.model);
+    let version = store.read_table_version(version)?;
+    let Some(part) = version.parts.iter().find(|p| p.key.ends_with(&suffix)) else {
+        return Ok(());
+    };
+    let batches = crate::store::part::read_columns(&store.part_path(&part.file), Some(&["dim"]))?;
+    let stored = batches
+        .first()
+        .filter(|b| b.num_rows() > 0)
+        .map(|b| b.column(0).as_primitive::<Int32Type>().value(0));
+    match stored {
+        Some(d) if d != options.dim as i32 => Err(BadInput::new(
+            file,
+            format!(
+                "the store holds {} vectors of model {} with {d} values; these have {}",
+                options.kind.table(),
+                options.model,
+                options.dim
+            ),
+        )
+        .into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -678,7 +752,9 @@ mod tests {
     fn tensor_names_carry_the_video() {
         assert_eq!(id_in_name("298"), Some(298));
         assert_eq!(id_in_name("video_298"), Some(298));
-        assert_eq!(id_in_name("video-12/dinov2"), Some(12));
+        assert_eq!(id_in_name("video-12"), Some(12));
+        assert_eq!(id_in_name("dinov2_298"), None);
+        assert_eq!(id_in_name("298_cls"), None);
         assert_eq!(id_in_name("cls"), None);
     }
 }

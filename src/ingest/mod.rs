@@ -423,6 +423,7 @@ pub fn ingest_crops(
     check_videos_known(&store, &ids, options)?;
     let base = store.head()?;
     let mut sink = crop_sink::CropSink::new(crop_sink::stored_hashes(&store, &base)?);
+    let mut boxes = crops::BoxesIndex::default();
     let total: u64 = inputs.iter().map(|v| v.frame_count_hint()).sum();
     let bar = options.progress.bar(total, "crops", "frames");
     let mut txn = Transaction::begin(&store)?;
@@ -434,7 +435,9 @@ pub fn ingest_crops(
             crops::Source::Images(files) => files.values().map(|p| file_len(p)).sum(),
             crops::Source::VideoFile(p) => file_len(p),
         };
-        let rows = crops::process_video(input, crop, txn.stager(), &mut sink, &|| bar.inc(1))?;
+        let rows = crops::process_video(input, crop, &mut boxes, txn.stager(), &mut sink, &|| {
+            bar.inc(1)
+        })?;
         if rows.is_empty() {
             return Err(BadInput::new(&input.first_path(), "the video has no frames").into());
         }
@@ -444,6 +447,17 @@ pub fn ingest_crops(
     }
     sink.flush(txn.stager())?;
     bar.finish_and_clear();
+    if let Some(root) = &crop.boxes
+        && crop.from == crops::CropFrom::Frames
+        && boxes.matched_videos == 0
+    {
+        return Err(BadInput::new(
+            root,
+            "no detection file here matches any frame: expected <video>/<frame>.txt (or .json) \
+             or <video>_<frame>.txt, numbered like the frames (see --box-frame-base)",
+        )
+        .into());
+    }
     let staged = sink.staged.clone();
     let mut crop_parts: Vec<PartRef> = Vec::new();
     let outcome = txn.commit(
@@ -668,12 +682,18 @@ pub fn ingest_pseudo_labels(
     models::check_name(labeler)
         .map_err(|m| anyhow::anyhow!("--labeler: {}", m.replace("model name", "labeler name")))?;
     let prompt = match prompt_file {
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
-            BadInput::new(
-                p,
-                format!("cannot read the prompt (UTF-8 text expected): {e}"),
-            )
-        })?),
+        // The file's text without its final line break, as an editor saves it.
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| {
+                    BadInput::new(
+                        p,
+                        format!("cannot read the prompt (UTF-8 text expected): {e}"),
+                    )
+                })?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        ),
         None => None,
     };
     let bytes =

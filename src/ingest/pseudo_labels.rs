@@ -193,7 +193,16 @@ pub fn parse(
                 ));
             }
             (Some(p), _) => prompt_hash(p),
-            (None, Some(given)) => given,
+            (None, Some(given)) => {
+                let given = given.to_ascii_lowercase();
+                if given.len() != 64 || !given.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err(
+                        "prompt_hash",
+                        format!("`{given}` is not a blake3 hash (64 hex digits)"),
+                    ));
+                }
+                given
+            }
             (None, None) => prompt_hash(""),
         };
         let row = PseudoLabel {
@@ -307,7 +316,7 @@ pub fn merge(
                          --labeler name (e.g. `{}-v2`)",
                         row.video_id,
                         row.labeler,
-                        &row.prompt_hash[..12],
+                        row.prompt_hash.get(..12).unwrap_or(&row.prompt_hash),
                         prev.label,
                         row.label,
                         row.labeler

@@ -58,7 +58,13 @@ fn folder_files(dir: &Path) -> Result<Vec<(PathBuf, Option<String>)>, BadInput> 
             dir,
             "no transcript files (.txt, .json, .srt, .vtt)",
         )),
-        1 => Ok(vec![(files[0].clone(), None)]),
+        // One file: its name gives the speaker only when it names one (`interviewee.srt`,
+        // not `transcript.srt`).
+        1 => {
+            let speaker = speaker_of(&files[0])
+                .filter(|s| matches!(s.as_str(), "interviewer" | "interviewee"));
+            Ok(vec![(files[0].clone(), speaker)])
+        }
         _ => Ok(files
             .into_iter()
             .map(|f| {
@@ -116,21 +122,16 @@ pub fn discover(paths: &[PathBuf], video: Option<i32>) -> Result<Vec<TranscriptI
                         .and_then(|n| leading_id(&n.to_string_lossy()))
                         .is_some()
             });
-            if !has_subfolders
-                && (own_id.is_some() || video.is_some())
-                && !entries.iter().any(|e| {
-                    is_transcript(e)
-                        && e.file_name()
-                            .and_then(|n| leading_id(&n.to_string_lossy()))
-                            .is_some()
-                })
-            {
-                // The folder of one video (iMiGUE-speech layout).
-                add(
-                    video.or(own_id).expect("checked"),
-                    folder_files(path)?,
-                    path,
-                )?;
+            // The folder of one video (iMiGUE-speech layout): its files carry no other id.
+            let own = video.or(own_id);
+            let single_video = !has_subfolders
+                && own.is_some()
+                && entries.iter().filter(|e| is_transcript(e)).all(|e| {
+                    let id = e.file_name().and_then(|n| leading_id(&n.to_string_lossy()));
+                    id.is_none() || id == own_id
+                });
+            if single_video {
+                add(own.expect("checked"), folder_files(path)?, path)?;
                 continue;
             }
             for entry in entries {

@@ -20,8 +20,8 @@ pub fn is_video_file(path: &Path) -> bool {
 
 const NO_FFMPEG: &str = "decoding a video file needs the `ffmpeg` command, and it is not \
     installed. Install ffmpeg (e.g. `apt install ffmpeg`, or point XP_FFMPEG at a binary), or \
-    extract the frames yourself (`ffmpeg -i VIDEO frames/%06d.png`) and ingest the folder of \
-    images";
+    extract the frames yourself (`ffmpeg -i 298.mp4 -start_number 0 frames/298/%06d.png`) and \
+    ingest the folder of images";
 
 /// The ffmpeg command: `XP_FFMPEG` when set, else `ffmpeg` from the PATH.
 fn ffmpeg() -> Command {
@@ -40,6 +40,8 @@ pub struct VideoFrames {
     path: PathBuf,
     child: Child,
     stdout: BufReader<ChildStdout>,
+    /// ffmpeg's error messages, collected by a thread.
+    errors: Option<std::thread::JoinHandle<String>>,
     pub width: u32,
     pub height: u32,
 }
@@ -69,7 +71,8 @@ impl VideoFrames {
     pub fn open(path: &Path) -> Result<VideoFrames, BadInput> {
         let (width, height) = probe_size(path)?;
         let mut child = ffmpeg()
-            .args(["-v", "error", "-nostdin", "-i"])
+            // -xerror: a damaged frame is an error, not a silently concealed picture.
+            .args(["-v", "error", "-xerror", "-nostdin", "-i"])
             .arg(path)
             .args([
                 "-f",
@@ -86,10 +89,19 @@ impl VideoFrames {
             .spawn()
             .map_err(|e| run_error(path, e))?;
         let stdout = BufReader::with_capacity(1 << 20, child.stdout.take().expect("piped"));
+        // Read ffmpeg's messages as they come: a full stderr pipe would stall the decoder.
+        let mut stderr = child.stderr.take().expect("piped");
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = (&mut stderr).take(1 << 16).read_to_string(&mut text);
+            let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+            text
+        });
         Ok(VideoFrames {
             path: path.to_path_buf(),
             child,
             stdout,
+            errors: Some(errors),
             width,
             height,
         })
@@ -131,10 +143,11 @@ impl VideoFrames {
         if status.success() {
             return Ok(());
         }
-        let mut err = String::new();
-        if let Some(mut s) = self.child.stderr.take() {
-            let _ = s.read_to_string(&mut err);
-        }
+        let err = self
+            .errors
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default();
         Err(BadInput::new(
             &self.path,
             format!("ffmpeg could not decode the video: {}", err.trim()),
