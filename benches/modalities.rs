@@ -4,7 +4,7 @@
 //! larger four times the smaller), each as its own `xp` process so its peak memory (VmHWM) is
 //! its own. Inputs are synthetic and generated before timing starts:
 //! - crops cut from 640x360 JPEG frames with one YOLO box per frame;
-//! - ready-made 96x128 JPEG crops;
+//! - ready-made 224x224 JPEG crops (DINOv2's input size);
 //! - DINOv2-base-sized embeddings: one `.npy` [3000, 768] float32 per video, and one
 //!   `.safetensors` file holding every video (float16).
 //!
@@ -98,8 +98,9 @@ fn write_ready_crops(root: &Path, videos: u32, frames: u32) -> u64 {
         let dir = root.join(v.to_string());
         std::fs::create_dir_all(&dir).unwrap();
         for f in 0..frames {
-            let img = RgbImage::from_fn(96, 128, |x, y| {
-                Rgb([(x * 2 + f) as u8, (y + v * 9) as u8, ((x ^ y) + f) as u8])
+            let img = RgbImage::from_fn(224, 224, |x, y| {
+                let t = (x * 7919 + y * 104_729 + f * 31 + v * 17) % 251;
+                Rgb([(x + t) as u8, (y * 2 + f) as u8, ((x ^ y) + t) as u8])
             });
             std::fs::write(dir.join(format!("{f:06}.jpg")), encode_jpeg(&img, 90)).unwrap();
         }
@@ -184,7 +185,7 @@ fn main() {
         let n = factor * scale;
         eprintln!("generating the {size} inputs ...");
         let frames_dir = t.join(format!("frames-{size}"));
-        let frames = write_frames(&frames_dir, 2 * n, 250);
+        let frames = write_frames(&frames_dir, 2 * n, 500);
         let crops_dir = t.join(format!("crops-{size}"));
         let crops = write_ready_crops(&crops_dir, 4 * n, 500);
         let npy_dir = t.join(format!("npy-{size}"));

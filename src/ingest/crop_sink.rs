@@ -12,8 +12,9 @@ use arrow::array::{ArrayRef, AsArray, BinaryArray, Int32Array, RecordBatch, Stri
 
 use crate::store::{Head, PartRef, Stager, Store};
 
-/// Staged crop bytes at which a part is closed: bounds the memory an ingest needs.
-pub const PART_BYTES: usize = 32 << 20;
+/// Staged crop bytes at which a part is closed: bounds the memory an ingest needs (the pending
+/// crops, then their Arrow batch and its Parquet encoding, about twice this at the peak).
+pub const PART_BYTES: usize = 16 << 20;
 
 /// One encoded crop.
 pub struct Crop {
@@ -101,6 +102,7 @@ impl CropSink {
         self.pending_bytes = 0;
         crops.sort_by(|a, b| a.hash.cmp(&b.hash));
         let batch = crops_batch(&crops)?;
+        drop(crops); // the batch holds the bytes now
         self.staged.push(stage_crops(stager, &batch)?);
         Ok(())
     }
