@@ -19,6 +19,7 @@ use super::BadInput;
 use super::boxes::{self, Detection, PickRule, PixelBox};
 use super::crop_sink::{Crop, CropSink, crop_hash};
 use super::images::{self, CropStyle};
+use super::names::{digit_groups, has_extension, leading_id, sorted_entries, stem};
 use super::video_decode::{self, VideoFrames};
 use crate::store::{PartRef, Stager};
 
@@ -96,42 +97,8 @@ impl VideoInput {
     }
 }
 
-/// The runs of ASCII digits in a name, as numbers (`298_000000000123` -> [298, 123]).
-fn digit_groups(name: &str) -> Vec<i64> {
-    name.split(|c: char| !c.is_ascii_digit())
-        .filter(|g| !g.is_empty() && g.len() <= 18)
-        .filter_map(|g| g.parse().ok())
-        .collect()
-}
-
-fn leading_id(name: &str) -> Option<i32> {
-    let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok().filter(|&v| v > 0)
-}
-
-fn has_extension(path: &Path, exts: &[&str]) -> bool {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .is_some_and(|e| exts.contains(&e.as_str()))
-}
-
 fn is_image(path: &Path) -> bool {
     has_extension(path, &["jpg", "jpeg", "png"])
-}
-
-fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, BadInput> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| BadInput::new(dir, format!("cannot list the folder: {e}")))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    Ok(entries)
 }
 
 /// Finds the videos and frames under `paths`. Names: `<video>_<frame>.jpg` anywhere, or
@@ -656,15 +623,6 @@ pub fn stage_frames(stager: &mut Stager, video_id: i32, rows: &[FrameRow]) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_give_video_and_frame() {
-        assert_eq!(digit_groups("298_000000000123"), vec![298, 123]);
-        assert_eq!(digit_groups("frame_0042"), vec![42]);
-        assert!(digit_groups("classes").is_empty());
-        assert_eq!(leading_id("298.mp4"), Some(298));
-        assert_eq!(leading_id("clip.mp4"), None);
-    }
 
     #[test]
     fn discover_reads_both_naming_schemes_and_refuses_duplicates() {

@@ -21,6 +21,7 @@ use arrow::datatypes::{DataType, Field, Float32Type, Int32Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::BadInput;
+use super::names::{extension, leading_id};
 use super::npy::NpyReader;
 use super::safetensors_file::SafetensorsFile;
 use crate::store::{Head, PartRef, Stager, Store};
@@ -93,11 +94,6 @@ pub fn hash_file(path: &Path) -> Result<String, BadInput> {
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-fn leading_id(name: &str) -> Option<i32> {
-    let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok().filter(|&v| v > 0)
-}
-
 /// The video id in a tensor name: `298`, `video_298`, `video-298` or `video298`. Anything else
 /// is refused rather than guessed (`dinov2_298` could be video 2 or 298).
 fn id_in_name(name: &str) -> Option<i32> {
@@ -109,12 +105,6 @@ fn id_in_name(name: &str) -> Option<i32> {
         .then(|| rest.parse().ok())
         .flatten()
         .filter(|&v| v > 0)
-}
-
-fn extension(path: &Path) -> String {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default()
 }
 
 /// Row indices for `rows` vectors of a plain array.

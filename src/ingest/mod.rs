@@ -13,6 +13,7 @@ pub mod keypoints;
 pub mod labels;
 mod merge;
 pub mod models;
+pub mod names;
 pub mod npy;
 pub mod openpose_json;
 pub mod openpose_table;

@@ -22,9 +22,7 @@ pub fn value_column_names() -> Vec<String> {
 
 /// The video id of a table file: the leading digits of its name (`298.csv`, `298_pose.csv`).
 pub fn video_id_from_name(path: &Path) -> Option<i32> {
-    let name = path.file_name()?.to_string_lossy();
-    let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok().filter(|&v| v > 0)
+    super::names::leading_id(&path.file_name()?.to_string_lossy())
 }
 
 /// Parses one table file. `video_id` overrides the id taken from the file name.

@@ -12,6 +12,7 @@ use anyhow::Result;
 use arrow::array::{ArrayRef, Float64Array, Int32Array, RecordBatch, StringArray};
 
 use super::BadInput;
+use super::names::{leading_id, sorted_entries};
 use super::transcript_formats::{self, Segment};
 
 /// One video's transcript files, with the speaker each file stands for (iMiGUE-speech layout).
@@ -19,11 +20,6 @@ use super::transcript_formats::{self, Segment};
 pub struct TranscriptInput {
     pub video_id: i32,
     pub files: Vec<(PathBuf, Option<String>)>,
-}
-
-fn leading_id(name: &str) -> Option<i32> {
-    let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok().filter(|&v| v > 0)
 }
 
 fn is_transcript(path: &Path) -> bool {
@@ -36,15 +32,6 @@ fn speaker_of(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_string_lossy().to_lowercase();
     let name = stem.trim_start_matches(|c: char| c.is_ascii_digit() || c == '_' || c == '-');
     (!name.is_empty()).then(|| name.to_string())
-}
-
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, BadInput> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| BadInput::new(dir, format!("cannot list the folder: {e}")))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    Ok(entries)
 }
 
 /// The files of a per-video folder: one transcript, or one file per speaker.
