@@ -9,36 +9,12 @@
 //! Each ingest runs as its own `xp` process so its peak memory is its own.
 //! Options (environment): XP_BENCH_COPIES (copies of video 298, default 8).
 
+mod common;
+
+use common::{timed, xp};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-
-fn xp(store: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xp"));
-    c.env("XP_STORE", store)
-        .env("XP_PEAK_MEMORY", "1")
-        .arg("--quiet");
-    c
-}
-
-/// Runs xp, returns (seconds, peak MiB reported by the process).
-fn timed(mut cmd: Command) -> (f64, f64) {
-    let t = Instant::now();
-    let out = cmd.output().expect("xp runs");
-    let secs = t.elapsed().as_secs_f64();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let peak = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("xp: peak memory "))
-        .and_then(|v| v.trim_end_matches(" MiB").parse().ok())
-        .unwrap_or(f64::NAN);
-    (secs, peak)
-}
 
 fn labels_for(dir: &Path, videos: &[i32]) -> PathBuf {
     let mut text = String::from(

@@ -10,9 +10,10 @@
 //!
 //! Options (environment): XP_BENCH_SCALE (multiplies every size, default 1).
 
+mod common;
+
+use common::{timed, xp};
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
 
 use image::{Rgb, RgbImage};
 use xp::ingest::images::encode_jpeg;
@@ -20,29 +21,6 @@ use xp::ingest::{npy, safetensors_file};
 
 const FRAMES_PER_VECTOR_FILE: usize = 3000;
 const DIM: usize = 768;
-
-fn xp(store: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_xp"));
-    c.env("XP_STORE", store)
-        .env("XP_PEAK_MEMORY", "1")
-        .arg("--quiet");
-    c
-}
-
-/// Runs xp; returns (seconds, peak MiB reported by the process).
-fn timed(mut cmd: Command) -> (f64, f64) {
-    let t = Instant::now();
-    let out = cmd.output().expect("xp runs");
-    let secs = t.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let peak = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("xp: peak memory "))
-        .and_then(|v| v.trim_end_matches(" MiB").parse().ok())
-        .unwrap_or(f64::NAN);
-    (secs, peak)
-}
 
 fn dir_bytes(dir: &Path) -> u64 {
     let mut n = 0;

@@ -33,13 +33,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
+    xp::memory::peak_mib().unwrap_or(f64::NAN)
 }
 
 /// One case, in this process: prints one result line.

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod experiment;
 pub mod fault;
 pub mod ingest;
+pub mod memory;
 pub mod model;
 pub mod output;
 pub mod progress;

@@ -31,12 +31,7 @@ fn main() {
 
 /// Prints the process's peak resident memory (Linux), for benchmarks.
 fn report_peak_memory() {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    if let Some(kib) = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-    {
-        eprintln!("xp: peak memory {:.1} MiB", kib / 1024.0);
+    if let Some(mib) = xp::memory::peak_mib() {
+        eprintln!("xp: peak memory {mib:.1} MiB");
     }
 }
