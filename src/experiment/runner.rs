@@ -149,26 +149,47 @@ fn train_cuda(
     observer: &dyn TrainObserver,
 ) -> Result<train::TrainOutcome> {
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
-    // The CUDA runtime reports a missing GPU or driver by panicking in its worker; turn that
-    // into an error the user can act on.
+    // The CUDA runtime reports a missing GPU or driver by panicking, first in its worker
+    // thread (with the driver's reason), then in ours. Keep the first message quietly and turn
+    // it into an error the user can act on, instead of two panics and their backtraces.
+    let first: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+    let seen = std::sync::Arc::clone(&first);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.is_none() {
+            *seen = Some(panic_text(info.payload()));
+        }
+    }));
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let dev = burn::backend::cuda::CudaDevice::default();
         train::train::<B>(splits, &plan.run.config, plan.run.seed, &dev, observer)
     }));
+    std::panic::set_hook(previous);
     match attempt {
         Ok(result) => result,
         Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown failure".into());
+            let why = first
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_else(|| panic_text(panic.as_ref()));
             bail!(
                 "the CUDA backend failed ({why}): is there an NVIDIA GPU with its driver, and \
                  CUDA_PATH pointing at a CUDA toolkit?"
             )
         }
     }
+}
+
+/// The message of a panic payload.
+#[cfg(feature = "cuda")]
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown failure".into())
 }
 
 #[cfg(not(feature = "cuda"))]
