@@ -250,10 +250,16 @@ fn stage_video(txn: &mut Transaction, video: &keypoints::VideoKeypoints) -> Resu
         .stage(keypoints::part_key(video.video_id), &batch)
 }
 
-fn commit_keypoints(txn: Transaction, what: &str, parts: &[PartRef]) -> Result<CommitOutcome> {
+/// Commits staged parts of one table (parts replace those with the same keys).
+fn commit_parts(
+    txn: Transaction,
+    what: &str,
+    table: &str,
+    parts: &[PartRef],
+) -> Result<CommitOutcome> {
     txn.commit(what, |_, _| {
         Ok(vec![TableChange {
-            table: "keypoints".into(),
+            table: table.into(),
             parts: parts.to_vec(),
         }])
     })
@@ -301,7 +307,12 @@ pub fn ingest_openpose(
         parts.push(stage_video(&mut txn, &video)?);
     }
     bar.finish_and_clear();
-    let outcome = commit_keypoints(txn, &operation(options.origin, "ingest openpose"), &parts)?;
+    let outcome = commit_parts(
+        txn,
+        &operation(options.origin, "ingest openpose"),
+        "keypoints",
+        &parts,
+    )?;
     Ok(IngestSummary {
         what: "openpose".into(),
         files: total_files as u64,
@@ -383,9 +394,10 @@ pub fn ingest_openpose_tables(
         }
     }
     bar.finish_and_clear();
-    let outcome = commit_keypoints(
+    let outcome = commit_parts(
         txn,
         &operation(options.origin, "ingest openpose-table"),
+        "keypoints",
         &parts,
     )?;
     Ok(IngestSummary {
@@ -569,17 +581,14 @@ pub fn ingest_vectors(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let outcome = txn.commit(
+    let outcome = commit_parts(
+        txn,
         &operation(
             options.origin,
             &format!("ingest {}", table.replace('_', "-")),
         ),
-        |_, _| {
-            Ok(vec![TableChange {
-                table: table.into(),
-                parts: parts.clone(),
-            }])
-        },
+        table,
+        &parts,
     )?;
     let secs = start.elapsed().as_secs_f64().max(1e-9);
     Ok(IngestSummary {
@@ -646,12 +655,12 @@ pub fn ingest_transcripts(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let outcome = txn.commit(&operation(options.origin, "ingest transcripts"), |_, _| {
-        Ok(vec![TableChange {
-            table: "transcripts".into(),
-            parts: parts.clone(),
-        }])
-    })?;
+    let outcome = commit_parts(
+        txn,
+        &operation(options.origin, "ingest transcripts"),
+        "transcripts",
+        &parts,
+    )?;
     Ok(IngestSummary {
         what: "transcripts".into(),
         files,
