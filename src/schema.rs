@@ -176,14 +176,6 @@ pub fn all() -> impl Iterator<Item = &'static TableDef> {
     registry().values()
 }
 
-impl TableDef {
-    /// Whether the table holds experiment results rather than data. Results are not part of
-    /// the data snapshot a run reads, so storing them does not change later runs' identity.
-    pub fn is_result(&self) -> bool {
-        self.layout == Layout::PerRun
-    }
-}
-
 /// The names of the tables that are stored as Parquet parts.
 pub fn stored_tables() -> impl Iterator<Item = &'static TableDef> {
     all().filter(|t| t.layout != Layout::Builtin)
