@@ -500,6 +500,22 @@ fn read_parquet(
     }
 }
 
+/// (start, end) of each list relative to the first, and the values they span.
+fn list_offsets<O: arrow::array::OffsetSizeTrait>(
+    l: &arrow::array::GenericListArray<O>,
+) -> (Vec<(usize, usize)>, ArrayRef) {
+    let o = l.value_offsets();
+    let base = o[0].as_usize();
+    let spans = o
+        .windows(2)
+        .map(|w| (w[0].as_usize() - base, w[1].as_usize() - base))
+        .collect();
+    (
+        spans,
+        l.values().slice(base, o[o.len() - 1].as_usize() - base),
+    )
+}
+
 /// Offsets and float32 values of a list column (list, large list or fixed-size list of
 /// float32 or float16).
 fn list_parts(
@@ -508,28 +524,8 @@ fn list_parts(
 ) -> Result<(Vec<(usize, usize)>, Float32Array), BadInput> {
     let bad = |what: String| BadInput::new(path, what).field("vector");
     let (offsets, values): (Vec<(usize, usize)>, ArrayRef) = match column.data_type() {
-        DataType::List(_) => {
-            let l = column.as_list::<i32>();
-            let o = l.value_offsets();
-            let base = o[0] as usize;
-            (
-                o.windows(2)
-                    .map(|w| (w[0] as usize - base, w[1] as usize - base))
-                    .collect(),
-                l.values().slice(base, o[o.len() - 1] as usize - base),
-            )
-        }
-        DataType::LargeList(_) => {
-            let l = column.as_list::<i64>();
-            let o = l.value_offsets();
-            let base = o[0] as usize;
-            (
-                o.windows(2)
-                    .map(|w| (w[0] as usize - base, w[1] as usize - base))
-                    .collect(),
-                l.values().slice(base, o[o.len() - 1] as usize - base),
-            )
-        }
+        DataType::List(_) => list_offsets(column.as_list::<i32>()),
+        DataType::LargeList(_) => list_offsets(column.as_list::<i64>()),
         DataType::FixedSizeList(_, n) => {
             let l = column.as_fixed_size_list();
             let n = *n as usize;
@@ -656,20 +652,21 @@ pub fn attach_crop_hashes(store: &Store, head: &Head, v: &mut VideoVectors) -> R
     Ok(())
 }
 
-/// The table rows of one video's checked vectors.
-pub fn batch(v: &VideoVectors, options: &VectorOptions, source_hash: &str) -> Result<RecordBatch> {
+/// The table rows of one video's checked vectors (moved into the batch, not copied: a long
+/// video's vectors are the largest thing an ingest holds).
+pub fn batch(v: VideoVectors, options: &VectorOptions, source_hash: &str) -> Result<RecordBatch> {
     let n = v.index.len();
     let dim = options.dim;
     let vector: ArrayRef = Arc::new(ListArray::new(
         Arc::new(Field::new("item", DataType::Float32, false)),
         OffsetBuffer::from_lengths(std::iter::repeat_n(dim, n)),
-        Arc::new(Float32Array::from(v.values.clone())),
+        Arc::new(Float32Array::from(v.values)),
         None,
     ));
     let video: ArrayRef = Arc::new(Int32Array::from(vec![v.video_id; n]));
     let model: ArrayRef = Arc::new(StringArray::from(vec![options.model.as_str(); n]));
     let dims: ArrayRef = Arc::new(Int32Array::from(vec![dim as i32; n]));
-    let index: ArrayRef = Arc::new(Int32Array::from(v.index.clone()));
+    let index: ArrayRef = Arc::new(Int32Array::from(v.index));
     let source: ArrayRef = Arc::new(StringArray::from(vec![source_hash; n]));
     let columns = match options.kind {
         VectorKind::Image => vec![
@@ -677,7 +674,7 @@ pub fn batch(v: &VideoVectors, options: &VectorOptions, source_hash: &str) -> Re
             index,
             model,
             dims,
-            Arc::new(StringArray::from(v.crop_hashes.clone())) as ArrayRef,
+            Arc::new(StringArray::from(v.crop_hashes)) as ArrayRef,
             vector,
             source,
         ],
@@ -690,12 +687,13 @@ pub fn batch(v: &VideoVectors, options: &VectorOptions, source_hash: &str) -> Re
 /// Stages one video's vectors.
 pub fn stage(
     stager: &mut Stager,
-    v: &VideoVectors,
+    v: VideoVectors,
     options: &VectorOptions,
     source_hash: &str,
 ) -> Result<PartRef> {
+    let key = part_key(v.video_id, &options.model);
     let b = batch(v, options, source_hash)?;
-    stager.stage(part_key(v.video_id, &options.model), &b)
+    stager.stage(key, &b)
 }
 
 /// Refuses a model whose vectors in the store have another size than `options.dim`. Every

@@ -575,7 +575,7 @@ pub fn ingest_vectors(
                 embeddings::attach_crop_hashes(&store, &head, &mut v)?;
             }
             rows += v.index.len() as u64;
-            parts.push(embeddings::stage(txn.stager(), &v, vectors, &source_hash)?);
+            parts.push(embeddings::stage(txn.stager(), v, vectors, &source_hash)?);
             Ok(())
         })?;
         bar.inc(1);
