@@ -155,7 +155,24 @@ pub fn known_videos(store: &Store, head: &Head) -> Result<BTreeSet<i32>> {
     Ok(ids)
 }
 
-/// Refuses data of videos the store has no labels for (usually a wrong folder or id).
+/// The error for data of a video the store has no labels for (usually a wrong folder or id).
+fn unknown_video(known: &BTreeSet<i32>, id: i32, path: &Path) -> BadInput {
+    let hint = match (known.first(), known.last()) {
+        (Some(first), Some(last)) => format!(
+            "the `videos` table has {} videos ({first}..{last}); ingest its labels first",
+            known.len()
+        ),
+        _ => "the store has no videos yet: ingest the label file first (`xp ingest \
+              imigue-labels FILE.csv`)"
+            .to_string(),
+    };
+    BadInput::new(
+        path,
+        format!("unknown video id {id}: {hint}, or pass --allow-unknown-videos"),
+    )
+}
+
+/// Refuses data of videos the store has no labels for, unless the options allow it.
 fn check_videos_known(
     store: &Store,
     ids: &[(i32, PathBuf)],
@@ -165,28 +182,10 @@ fn check_videos_known(
         return Ok(());
     }
     let known = known_videos(store, &store.head()?)?;
-    for (id, path) in ids {
-        if !known.contains(id) {
-            let hint = if known.is_empty() {
-                "the store has no videos yet: ingest the label file first (`xp ingest \
-                 imigue-labels FILE.csv`)"
-                    .to_string()
-            } else {
-                format!(
-                    "the `videos` table has {} videos ({}..{}); ingest its labels first",
-                    known.len(),
-                    known.first().unwrap(),
-                    known.last().unwrap()
-                )
-            };
-            return Err(BadInput::new(
-                path,
-                format!("unknown video id {id}: {hint}, or pass --allow-unknown-videos"),
-            )
-            .into());
-        }
+    match ids.iter().find(|(id, _)| !known.contains(id)) {
+        Some((id, path)) => Err(unknown_video(&known, *id, path).into()),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The operation recorded in the log: `ingest openpose`, or `demo: ingest openpose`.
@@ -568,7 +567,7 @@ pub fn ingest_vectors(
             if let Some(known) = &known
                 && !known.contains(&v.video_id)
             {
-                check_videos_known(&store, &[(v.video_id, v.path.clone())], options)?;
+                return Err(unknown_video(known, v.video_id, &v.path).into());
             }
             embeddings::check_and_sort(&mut v, vectors)?;
             if vectors.kind == embeddings::VectorKind::Image {
@@ -710,18 +709,10 @@ pub fn ingest_pseudo_labels(
         std::fs::read(path).map_err(|e| BadInput::new(path, format!("cannot read: {e}")))?;
     let rows = pseudo_labels::parse(path, &bytes, labeler, prompt.as_deref())?;
     let store = open_for_videos(store_root, options)?;
-    let ids: Vec<(i32, PathBuf)> = rows
-        .iter()
-        .map(|r| (r.video_id, path.to_path_buf()))
-        .collect();
     if !options.allow_unknown_videos {
         let known = known_videos(&store, &store.head()?)?;
         if let Some(r) = rows.iter().find(|r| !known.contains(&r.video_id)) {
-            let e = check_videos_known(&store, &ids, options).unwrap_err();
-            return Err(e
-                .downcast::<BadInput>()
-                .map(|b| b.line(r.line).into())
-                .unwrap_or_else(|e| e));
+            return Err(unknown_video(&known, r.video_id, path).line(r.line).into());
         }
     }
     let txn = Transaction::begin(&store)?;
