@@ -41,8 +41,7 @@ SELECT v.video_id,
        COALESCE(p.labelers, 0) AS labelers
 FROM videos v
 LEFT JOIN splits s ON s.video_id = v.video_id AND s.protocol = 'imigue-emotion'
-LEFT JOIN (SELECT video_id, COUNT(DISTINCT frame) AS frames FROM keypoints GROUP BY video_id) k
-  ON k.video_id = v.video_id
+LEFT JOIN video_frames k ON k.video_id = v.video_id
 LEFT JOIN (SELECT video_id, COUNT(crop_hash) AS crops FROM frames GROUP BY video_id) c
   ON c.video_id = v.video_id
 LEFT JOIN (SELECT video_id, COUNT(*) AS vectors FROM embeddings GROUP BY video_id) e
