@@ -16,6 +16,25 @@ pub fn crash_point(name: &str) {
     }
 }
 
+/// Sleeps here if `XP_PAUSE_AT=<point>:<milliseconds>` names this point: the concurrency tests
+/// use it to hold a process inside a critical window while another one runs.
+pub fn pause_point(name: &str) {
+    static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    let target = TARGET.get_or_init(|| {
+        let text = std::env::var("XP_PAUSE_AT").ok()?;
+        let (point, ms) = text.rsplit_once(':')?;
+        Some((point.to_string(), ms.parse().ok()?))
+    });
+    if let Some((point, ms)) = target
+        && point == name
+    {
+        std::thread::sleep(std::time::Duration::from_millis(*ms));
+    }
+}
+
+/// Reached by `xp gc` after it has decided what to delete, before it deletes.
+pub const GC_DECIDED: &str = "gc-decided";
+
 /// Reached by `xp run` right after a run's results are committed.
 pub const RUN_COMMITTED: &str = "run-committed";
 

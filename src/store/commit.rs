@@ -21,7 +21,7 @@ use arrow::array::RecordBatch;
 
 use super::fsutil::{self, Claim};
 use super::manifest::{self, LogEntry, PartRef, TableChangeSummary, TableVersion};
-use super::{Head, Store};
+use super::{Head, Store, StoreLock};
 use crate::fault::crash_point;
 
 /// How often a writer re-bases before giving up (only reachable under extreme contention).
@@ -112,10 +112,14 @@ impl Stager {
 /// One writer's unit of work: stage parts, then commit them atomically, or drop to discard.
 pub struct Transaction {
     stager: Stager,
+    /// Held from the first staged byte to the end: gc cannot collect a part this transaction
+    /// found in the store and means to reference.
+    _lock: StoreLock,
 }
 
 impl Transaction {
     pub fn begin(store: &Store) -> Result<Transaction> {
+        let lock = StoreLock::writer(store)?;
         let dir = store.staging_dir().join(fsutil::unique_name("txn"));
         fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(Transaction {
@@ -124,6 +128,7 @@ impl Transaction {
                 dir,
                 staged: BTreeMap::new(),
             },
+            _lock: lock,
         })
     }
 

@@ -1,8 +1,9 @@
 //! `xp gc`: delete what no kept snapshot references.
 //!
-//! Safe beside running writers: the candidates are listed *before* the log is read, and a
-//! writer's staging folder exists before it publishes anything, so a file published by a writer
-//! that is still running is either not a candidate or protected by the live-writer check.
+//! Safe beside running writers: gc holds the store's lock exclusively (see `lock.rs`) from
+//! before it lists anything until it has deleted, and every writer holds it shared for its
+//! whole transaction. So no writer is staging, publishing or committing while gc decides, and
+//! every staging folder it finds belongs to a writer that died.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::manifest::{self, Snapshot};
-use super::{Store, fsutil};
+use super::{Store, StoreLock, fsutil};
 
 /// Records which snapshots `gc --keep` dropped, so `xp verify` and `xp log` know their absence
 /// is deliberate.
@@ -31,27 +32,6 @@ pub fn collected_snapshots(store: &Store) -> BTreeSet<String> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
-}
-
-/// Staging folders are named `txn-<pid>-...`; one whose process is alive belongs to a writer.
-fn live_writers(store: &Store) -> Result<Vec<PathBuf>> {
-    let mut live = Vec::new();
-    for entry in fs::read_dir(store.staging_dir())? {
-        let path = entry?.path();
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
-        if let Some(pid) = pid
-            && pid != std::process::id()
-            && Path::new(&format!("/proc/{pid}")).exists()
-        {
-            live.push(path);
-        }
-    }
-    Ok(live)
 }
 
 fn list(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -75,18 +55,12 @@ pub fn gc(store: &Store, keep: Option<usize>, dry_run: bool) -> Result<GcReport>
     if keep == Some(0) {
         bail!("--keep must be at least 1: the current snapshot is always kept");
     }
-    // 1. Candidates first (see the module comment for why this order is safe).
+    // 1. No writer while gc works; then the candidates.
+    let _lock = StoreLock::collector(store)?;
     let parts = list(&store.parts_dir())?;
     let versions = list(&store.tables_dir())?;
     let snapshots = list(&store.snapshots_dir())?;
     let staging = list(&store.staging_dir())?;
-    let live = live_writers(store)?;
-    if !live.is_empty() {
-        bail!(
-            "another xp process is writing to this store ({}); run gc when it has finished",
-            live[0].display()
-        );
-    }
 
     // 2. What the kept snapshots reach.
     let seqs = store.log_seqs()?;
@@ -148,6 +122,7 @@ pub fn gc(store: &Store, keep: Option<usize>, dry_run: bool) -> Result<GcReport>
             fs::rename(&tmp, store.root().join(COLLECTED))?;
             fsutil::sync_dir(store.root())?;
         }
+        crate::fault::pause_point(crate::fault::GC_DECIDED);
         for path in &doomed {
             fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display()))?;
         }

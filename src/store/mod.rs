@@ -8,12 +8,14 @@
 //!   snapshots/<blake3>.json  snapshots: table name -> table version
 //!   log/<seq>.json           the commit log; the highest number is the current snapshot
 //!   staging/                 work in progress of running (or killed) writers; never read
+//!   writers.lock             held shared by every writer, exclusive by gc (see `lock.rs`)
 //! ```
 //! See `commit.rs` for how a writer moves the store from one snapshot to the next.
 
 mod commit;
 pub mod fsutil;
 mod gc;
+mod lock;
 pub mod manifest;
 pub mod part;
 mod verify;
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use commit::{CommitOutcome, Stager, TableChange, Transaction};
 pub use gc::{GcReport, collected_snapshots as gc_collected, gc};
+pub use lock::StoreLock;
 pub use manifest::{LogEntry, PartRef, Snapshot, TableVersion};
 pub use verify::{VerifyReport, verify};
 
