@@ -101,7 +101,7 @@ fn nan_and_infinity() {
         if row == 1 && col == 4 {
             "inf".into()
         } else {
-            "1.5".into()
+            plain(col)
         }
     });
     refused(
@@ -109,6 +109,11 @@ fn nan_and_infinity() {
         &["ingest", "openpose-table", table.to_str().unwrap()],
         &["4.csv:3", "body_1_y", "not a finite number"],
     );
+}
+
+/// A valid cell of value column `col`: a coordinate, or a confidence in [0, 1].
+fn plain(col: usize) -> String {
+    if col % 3 == 2 { "0.5" } else { "3" }.into()
 }
 
 /// A keypoint table with a header and two frames; `cell(row, value_column)` gives the text.
@@ -133,6 +138,79 @@ fn table_file(dir: &Path, name: &str, cell: impl Fn(usize, usize) -> String) -> 
 }
 
 #[test]
+fn confidences_outside_zero_to_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    // Point 1 of the body (values 3..6) gets confidence 7.
+    let good = openpose_frame(0.0);
+    let prefix = "\"pose_keypoints_2d\":[0,0.5,0.2,1.5,2,0.5,";
+    assert!(good.contains(prefix), "{good}");
+    let seven = good.replacen(prefix, "\"pose_keypoints_2d\":[0,0.5,0.2,1.5,2,7,", 1);
+    let dir = frame_dir(tmp.path(), "conf", 2, &[seven]);
+    refused(
+        &store,
+        &["ingest", "openpose", dir.to_str().unwrap()],
+        &[
+            "2_000000000000_keypoints.json",
+            "people[0].pose_keypoints_2d",
+            "confidence 7",
+        ],
+    );
+    let table = table_file(tmp.path(), "3.csv", |row, col| {
+        if row == 1 && col == 8 {
+            "-0.25".into()
+        } else {
+            plain(col)
+        }
+    });
+    refused(
+        &store,
+        &["ingest", "openpose-table", table.to_str().unwrap()],
+        &["3.csv:3", "body_2_c", "confidence -0.25 is outside"],
+    );
+}
+
+#[test]
+fn implausible_frame_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = populated_store(tmp.path());
+    // A frame number near i32::MAX would make training allocate a frame array that long.
+    let dir = tmp.path().join("far");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("2_002147483000_keypoints.json"),
+        openpose_frame(0.0),
+    )
+    .unwrap();
+    refused(
+        &store,
+        &["ingest", "openpose", dir.to_str().unwrap()],
+        &["2_002147483000_keypoints.json", "implausible", "10 hours"],
+    );
+    let mut text = String::from("frame");
+    for n in xp::ingest::openpose_table::value_column_names() {
+        text.push(',');
+        text.push_str(&n);
+    }
+    text.push('\n');
+    for frame in [0, 99_000_000] {
+        text.push_str(&frame.to_string());
+        for col in 0..411 {
+            text.push(',');
+            text.push_str(&plain(col));
+        }
+        text.push('\n');
+    }
+    let table = tmp.path().join("3.csv");
+    std::fs::write(&table, text).unwrap();
+    refused(
+        &store,
+        &["ingest", "openpose-table", table.to_str().unwrap()],
+        &["3.csv:3", "frame", "implausible"],
+    );
+}
+
+#[test]
 fn non_numeric_csv_cell() {
     let tmp = tempfile::tempdir().unwrap();
     let store = populated_store(tmp.path());
@@ -140,7 +218,7 @@ fn non_numeric_csv_cell() {
         if row == 0 && col == 79 {
             "12.5x".into()
         } else {
-            "3".into()
+            plain(col)
         }
     });
     refused(

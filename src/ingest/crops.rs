@@ -137,8 +137,7 @@ pub fn discover(paths: &[PathBuf], video: Option<i32>) -> Result<Vec<VideoInput>
                  (e.g. 298/), name them <video>_<frame>.jpg, or pass --video",
             ));
         };
-        let frame = i32::try_from(frame)
-            .map_err(|_| BadInput::new(file, format!("frame number {frame} is too large")))?;
+        let frame = super::names::plausible_frame(frame).map_err(|m| BadInput::new(file, m))?;
         if let Some(other) = images
             .entry(id)
             .or_default()

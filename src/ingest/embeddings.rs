@@ -567,6 +567,19 @@ pub fn check_and_sort(v: &mut VideoVectors, options: &VectorOptions) -> Result<(
             ),
         ));
     }
+    if options.kind == VectorKind::Image
+        && let Some(&i) = v
+            .index
+            .iter()
+            .flatten()
+            .find(|&&i| i64::from(i) > super::names::MAX_FRAME)
+    {
+        let why = super::names::plausible_frame(i64::from(i)).expect_err("above the bound");
+        return Err(BadInput::new(
+            &v.path,
+            format!("video {}: {why}", v.video_id),
+        ));
+    }
     if let Some(i) = v.index.iter().flatten().find(|&&i| i < 0) {
         return Err(BadInput::new(
             &v.path,

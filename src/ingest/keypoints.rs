@@ -158,8 +158,14 @@ pub fn part_key(video_id: i32) -> String {
     format!("video={video_id}")
 }
 
-/// Checks a parsed stream: its length and that every value is finite. Returns a message for
-/// the user on failure.
+/// The largest confidence xp accepts. OpenPose's scores are heatmap peaks: body scores stay
+/// in [0, 1], but face and hand scores go a little above 1 (up to 1.09 in the real frames of
+/// iMiGUE video 298). A negative score, or one far above 1 (7.0, 255), is another tool's scale
+/// or a corrupt file, and would silently distort the normalisation.
+pub const MAX_CONFIDENCE: f32 = 1.5;
+
+/// Checks a parsed stream: its length, that every value is finite and that every confidence
+/// is in [0, `MAX_CONFIDENCE`]. Returns a message for the user on failure.
 pub fn check_stream(values: &[f32], expected: usize) -> Result<(), String> {
     if values.len() != expected {
         return Err(format!(
@@ -174,6 +180,15 @@ pub fn check_stream(values: &[f32], expected: usize) -> Result<(), String> {
             i / 3,
             ["x", "y", "confidence"][i % 3],
             values[i]
+        ));
+    }
+    if let Some(p) =
+        (0..values.len() / 3).find(|p| !(0.0..=MAX_CONFIDENCE).contains(&values[p * 3 + 2]))
+    {
+        return Err(format!(
+            "point {p} has confidence {}: OpenPose confidences are in [0, 1] (face and hand \
+             scores a little above; xp accepts up to {MAX_CONFIDENCE})",
+            values[p * 3 + 2]
         ));
     }
     Ok(())
@@ -230,6 +245,19 @@ mod tests {
     #[test]
     fn stream_check_names_the_problem() {
         assert!(check_stream(&[0.0; 75], 75).is_ok());
+        let mut v = [0.5f32; 75];
+        v[3 * 7 + 2] = 7.0;
+        assert!(
+            check_stream(&v, 75)
+                .unwrap_err()
+                .contains("point 7 has confidence 7")
+        );
+        v[3 * 7 + 2] = -0.1;
+        assert!(check_stream(&v, 75).unwrap_err().contains("point 7"));
+        v[3 * 7 + 2] = 1.08827; // the largest face score in the real video 298
+        assert!(check_stream(&v, 75).is_ok());
+        v[3 * 7 + 2] = 1.6;
+        assert!(check_stream(&v, 75).is_err());
         let e = check_stream(&[0.0; 74], 75).unwrap_err();
         assert!(e.contains("74 values, expected 75"), "{e}");
         let mut v = vec![0.0; 63];

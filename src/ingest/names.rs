@@ -5,6 +5,27 @@ use std::path::{Path, PathBuf};
 
 use super::BadInput;
 
+/// The largest frame number xp accepts: 10 hours at 60 frames per second. An interview is
+/// hours long at most, so a larger number is a misnamed file or a corrupt table, and trusting
+/// it would make training allocate a frame array of that length.
+pub const MAX_FRAME: i64 = 10 * 3600 * 60;
+
+/// A frame number as stored, or why it is not plausible.
+pub fn plausible_frame(frame: i64) -> Result<i32, String> {
+    if frame < 0 {
+        return Err(format!(
+            "frame number {frame} is negative (frames count from 0)"
+        ));
+    }
+    if frame > MAX_FRAME {
+        return Err(format!(
+            "frame number {frame} is implausible: an interview is hours long at most, and xp \
+             accepts frame numbers up to {MAX_FRAME} (10 hours at 60 fps)"
+        ));
+    }
+    Ok(frame as i32)
+}
+
 /// The video id a name starts with (`298.srt`, `298_interviewer.srt`); None for 0 or no digits.
 pub fn leading_id(name: &str) -> Option<i32> {
     let digits: String = name.chars().take_while(|c| c.is_ascii_digit()).collect();
@@ -60,5 +81,18 @@ mod tests {
         assert_eq!(leading_id("0.mp4"), None);
         assert_eq!(leading_id("clip.mp4"), None);
         assert!(has_extension(Path::new("a/B.JPG"), &["jpg"]));
+    }
+
+    #[test]
+    fn frame_numbers_are_bounded() {
+        assert_eq!(plausible_frame(0), Ok(0));
+        assert_eq!(plausible_frame(2_160_000), Ok(2_160_000));
+        assert!(
+            plausible_frame(2_160_001)
+                .unwrap_err()
+                .contains("implausible")
+        );
+        assert!(plausible_frame(i64::from(i32::MAX)).is_err());
+        assert!(plausible_frame(-1).unwrap_err().contains("negative"));
     }
 }

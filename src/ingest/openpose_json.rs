@@ -75,8 +75,12 @@ pub fn parse_file_name(name: &str) -> Option<Result<(i32, i32), String>> {
             )));
         }
     };
-    match frame.parse::<i32>() {
-        Ok(f) if f >= 0 => Some(Ok((video, f))),
+    match frame.parse::<i64>() {
+        Ok(f) => Some(
+            super::names::plausible_frame(f)
+                .map(|f| (video, f))
+                .map_err(|m| format!("`{name}`: {m}")),
+        ),
         _ => Some(Err(format!("`{frame}` in `{name}` is not a frame number"))),
     }
 }
@@ -307,9 +311,16 @@ mod tests {
 
     proptest! {
         #[test]
-        fn file_name_round_trip(video in 1i32..100_000, frame in 0i32..10_000_000) {
+        fn file_name_round_trip(video in 1i32..100_000, frame in 0i32..2_160_001) {
             let name = format!("{video}_{frame:012}_keypoints.json");
             prop_assert_eq!(parse_file_name(&name), Some(Ok((video, frame))));
+        }
+
+        #[test]
+        fn implausible_frame_numbers_are_refused(frame in 2_160_001i64..100_000_000_000) {
+            let name = format!("298_{frame:012}_keypoints.json");
+            let err = parse_file_name(&name).unwrap().unwrap_err();
+            prop_assert!(err.contains("implausible"), "{}", err);
         }
 
         #[test]

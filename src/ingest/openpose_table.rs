@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::BadInput;
-use super::keypoints::{KeypointRow, STREAMS, VALUES_PER_PERSON, VideoKeypoints};
+use super::keypoints::{KeypointRow, MAX_CONFIDENCE, STREAMS, VALUES_PER_PERSON, VideoKeypoints};
 
 /// The column names xp writes and expects in a header: `body_0_x`, ..., `hand_right_20_c`.
 pub fn value_column_names() -> Vec<String> {
@@ -133,7 +133,10 @@ pub fn parse_table(path: &Path, video_id: Option<i32>) -> Result<VideoKeypoints,
             let (_, cell) = cells.next().expect("length checked");
             let text = String::from_utf8_lossy(cell);
             match text.trim().parse::<f64>() {
-                Ok(f) if f >= 0.0 && f.fract() == 0.0 && f <= i32::MAX as f64 => f as i32,
+                Ok(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                    super::names::plausible_frame(f as i64)
+                        .map_err(|m| BadInput::new(path, m).line(line).field("frame"))?
+                }
                 _ => {
                     return Err(
                         BadInput::new(path, format!("`{text}` is not a frame number"))
@@ -175,6 +178,18 @@ pub fn parse_table(path: &Path, video_id: Option<i32>) -> Result<VideoKeypoints,
                         .field(names[col].clone()));
                 }
             };
+            // Every third value is a confidence (x, y, c per point): see `MAX_CONFIDENCE`.
+            if values.len() % 3 == 2 && !(0.0..=MAX_CONFIDENCE).contains(&value) {
+                return Err(BadInput::new(
+                    path,
+                    format!(
+                        "confidence {value} is outside OpenPose's scale (xp accepts 0 to \
+                         {MAX_CONFIDENCE})"
+                    ),
+                )
+                .line(line)
+                .field(names[col].clone()));
+            }
             values.push(value);
         }
         rows.push(row_from_values(frame, values));
@@ -246,12 +261,12 @@ mod tests {
     #[test]
     fn headerless_and_headed_tables_parse_alike() {
         let dir = tempfile::tempdir().unwrap();
-        let body = format!("{}\n{}\n", row_text(None, 1.5), row_text(None, 0.0));
+        let body = format!("{}\n{}\n", row_text(None, 0.5), row_text(None, 0.0));
         let a = parse_table(&write(dir.path(), "12.csv", &body), None).unwrap();
         let header = format!("frame,{}\n", value_column_names().join(","));
         let body = format!(
             "{header}{}\n{}\n",
-            row_text(Some(0), 1.5),
+            row_text(Some(0), 0.5),
             row_text(Some(1), 0.0)
         );
         let b = parse_table(&write(dir.path(), "12_b.csv", &body), None).unwrap();

@@ -110,11 +110,21 @@ pub fn write_labels(dir: &Path, videos: &[i32]) -> PathBuf {
     p
 }
 
-/// One OpenPose frame file with one person whose every value is `base + i * 0.5`.
+/// The value at index `i` of a stream of [`openpose_frame`]: coordinates `base + off + i * 0.5`,
+/// and every third value (a confidence, in OpenPose's [0, 1]) one of 0.0, 0.1, ..., 0.9.
+pub fn openpose_value(base: f32, off: f32, i: usize) -> f32 {
+    if i % 3 == 2 {
+        ((base as usize + i) % 10) as f32 / 10.0
+    } else {
+        base + off + i as f32 * 0.5
+    }
+}
+
+/// One OpenPose frame file with one person (values from [`openpose_value`]).
 pub fn openpose_frame(base: f32) -> String {
     let stream = |n: usize, off: f32| {
         (0..n)
-            .map(|i| format!("{}", base + off + i as f32 * 0.5))
+            .map(|i| format!("{}", openpose_value(base, off, i)))
             .collect::<Vec<_>>()
             .join(",")
     };
