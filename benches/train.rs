@@ -41,7 +41,9 @@ fn case(backbone: BackboneName, frames: usize) {
     let steps = env_usize("XP_BENCH_STEPS", 3);
     let batch = env_usize("XP_BENCH_BATCH", 8);
     let device = Default::default();
-    let cfg = config(backbone);
+    let mut cfg = config(backbone);
+    // The bench feeds whole sequences of `frames` (what sampling would keep at this setting).
+    cfg.model.sequence.max_frames = frames;
     let channels = 5;
     let mut model: KeypointModel<B> =
         KeypointModel::new(&xp::train::model_config(&cfg, channels), &device);

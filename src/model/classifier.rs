@@ -36,6 +36,9 @@ pub struct KeypointModelConfig {
     pub heads: usize,
     /// Upper bound on tokens after temporal pooling.
     pub max_tokens: usize,
+    /// The most frames a sequence can have: with `max_tokens`, it fixes how many frames make
+    /// a token, so that a video's pooling never depends on its batch.
+    pub max_frames: usize,
     pub dropout: f64,
     /// Channels of the GCN blocks.
     pub gcn_channels: usize,
@@ -54,6 +57,7 @@ impl Default for KeypointModelConfig {
             layers: 2,
             heads: 4,
             max_tokens: 256,
+            max_frames: 8192,
             dropout: 0.1,
             gcn_channels: 64,
             gcn_blocks: 2,
@@ -125,6 +129,7 @@ impl<B: Backend> KeypointModel<B> {
             layers: config.layers,
             heads: config.heads,
             max_tokens: config.max_tokens,
+            max_frames: config.max_frames,
             dropout: config.dropout,
         }
         .init(device);
@@ -183,6 +188,7 @@ mod tests {
     use burn::nn::loss::CrossEntropyLossConfig;
     use burn::optim::{AdamConfig, GradientsParams, Optimizer};
     use burn::tensor::backend::AutodiffBackend;
+    use burn::tensor::ops::PadMode;
 
     type B = TestBackend;
 
@@ -194,6 +200,7 @@ mod tests {
             layers: 1,
             heads: 2,
             max_tokens: 16,
+            max_frames: 64,
             dropout: 0.1,
             gcn_channels: 8,
             gcn_blocks: 2,
@@ -300,6 +307,83 @@ mod tests {
         }
     }
 
+    /// One video's row of a batch, alone and padded to `frames`.
+    fn row(
+        batch: &KeypointBatch<B>,
+        i: usize,
+        frames: usize,
+    ) -> KeypointBatch<<B as AutodiffBackend>::InnerBackend> {
+        let [_, t, n, c] = batch.points.dims();
+        let len = batch
+            .mask
+            .clone()
+            .slice([i..i + 1, 0..t])
+            .sum()
+            .into_scalar() as usize;
+        let points = batch
+            .points
+            .clone()
+            .inner()
+            .slice([i..i + 1, 0..len, 0..n, 0..c]);
+        let mask = batch.mask.clone().inner().slice([i..i + 1, 0..len]);
+        KeypointBatch {
+            points: points.pad(
+                [(0, 0), (0, frames - len), (0, 0), (0, 0)],
+                PadMode::Constant(0.0),
+            ),
+            mask: mask.pad([(0, 0), (0, frames - len)], PadMode::Constant(0.0)),
+        }
+    }
+
+    #[test]
+    fn a_videos_logits_do_not_depend_on_its_batch() {
+        let _rng = rng_lock();
+        let device = Default::default();
+        for backbone in [Backbone::Mlp, Backbone::Gcn] {
+            // max_frames 64, max_tokens 16: 4 frames a token, whatever the batch.
+            let model = KeypointModel::<B>::new(&small(backbone, 5), &device).valid();
+            let lengths = [37, 64, 5, 20, 61, 12, 33, 48];
+            let input = batch::<B>(&lengths, 64, 5, 21, &device);
+            let together: Vec<f32> = model
+                .forward(&to_inner(&input))
+                .into_data()
+                .to_vec()
+                .unwrap();
+            // The same videos in reverse order, in a batch padded only to the longest of them.
+            let reversed: Vec<KeypointBatch<_>> = (0..lengths.len())
+                .rev()
+                .map(|i| row(&input, i, 64))
+                .collect();
+            let reversed = KeypointBatch {
+                points: Tensor::cat(reversed.iter().map(|r| r.points.clone()).collect(), 0),
+                mask: Tensor::cat(reversed.iter().map(|r| r.mask.clone()).collect(), 0),
+            };
+            let backwards: Vec<f32> = model.forward(&reversed).into_data().to_vec().unwrap();
+            for (i, &len) in lengths.iter().enumerate() {
+                // Alone, padded to nothing but its own length.
+                let alone: Vec<f32> = model
+                    .forward(&row(&input, i, len))
+                    .into_data()
+                    .to_vec()
+                    .unwrap();
+                let j = lengths.len() - 1 - i;
+                for k in 0..2 {
+                    let bits = |v: f32| v.to_bits();
+                    assert_eq!(
+                        bits(alone[k]),
+                        bits(together[i * 2 + k]),
+                        "{backbone:?}: video {i} ({len} frames) alone vs in a batch of 8"
+                    );
+                    assert_eq!(
+                        bits(backwards[j * 2 + k]),
+                        bits(together[i * 2 + k]),
+                        "{backbone:?}: video {i} in another batch order"
+                    );
+                }
+            }
+        }
+    }
+
     fn to_inner(batch: &KeypointBatch<B>) -> KeypointBatch<<B as AutodiffBackend>::InnerBackend> {
         KeypointBatch {
             points: batch.points.clone().inner(),
@@ -314,6 +398,7 @@ mod tests {
         for backbone in [Backbone::Mlp, Backbone::Gcn] {
             let config = KeypointModelConfig {
                 max_tokens: 256,
+                max_frames: 4096,
                 ..small(backbone, 5)
             };
             let model = KeypointModel::<B>::new(&config, &device).valid();
@@ -360,6 +445,7 @@ mod tests {
         for backbone in [Backbone::Mlp, Backbone::Gcn] {
             let config = KeypointModelConfig {
                 backbone,
+                max_frames: 512,
                 ..KeypointModelConfig::default()
             };
             B::seed(&device, 0);

@@ -3,14 +3,17 @@
 //! Interviews run to thousands of frames (median about 7,000). Self-attention costs
 //! `T^2` memory and time per head and layer, which is out of reach on a CPU for such `T`
 //! (T = 8192, 4 heads, batch 8: 2 G attention weights per layer). So the frames are first
-//! average-pooled in time to at most `max_tokens` tokens: `stride = ceil(T / max_tokens)`
-//! frames per token, `ceil(T / stride)` tokens. Attention then costs at most
-//! `max_tokens^2` (256^2 = 65 K weights per head), whatever `T` is; the frame-level
-//! backbone stays linear in `T`. Then: sinusoidal positional encoding (by token index),
-//! a pre-norm transformer encoder that ignores padded tokens, and a masked mean.
+//! average-pooled in time: a token is the mean of `stride = ceil(max_frames / max_tokens)`
+//! consecutive frames, and a sequence has at most `ceil(max_frames / stride) <= max_tokens`
+//! tokens. Attention then costs at most `max_tokens^2` (256^2 = 65 K weights per head),
+//! whatever `T` is; the frame-level backbone stays linear in `T`. Then: sinusoidal positional
+//! encoding (by token index), a pre-norm transformer encoder that ignores padded tokens, and a
+//! masked mean.
 //!
-//! The stride depends on the padded length of the batch, so one video can be pooled
-//! differently in different batches; train and evaluate with the same `max_tokens`.
+//! A video's result depends only on the video and the config, never on its batch: the stride
+//! comes from the config (`max_frames`), not from the padded batch length, and every sequence
+//! is padded to the same number of tokens, so each video goes through the transformer with
+//! the same shapes and the same summation order whoever shares its batch.
 
 use burn::nn::transformer::{
     TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
@@ -32,6 +35,8 @@ pub struct SequenceEncoderConfig {
     pub heads: usize,
     /// Upper bound on the number of tokens after temporal pooling.
     pub max_tokens: usize,
+    /// The most frames a sequence can have (the dataset samples at most this many).
+    pub max_frames: usize,
     pub dropout: f64,
 }
 
@@ -42,12 +47,17 @@ pub struct SequenceEncoder<B: Backend> {
     pub encoder: TransformerEncoder<B>,
     /// Final norm, needed because the layers are pre-norm.
     pub norm: LayerNorm<B>,
-    pub max_tokens: usize,
+    /// Frames per token.
+    pub stride: usize,
+    /// Tokens every sequence is padded to: `ceil(max_frames / stride)`.
+    pub tokens: usize,
 }
 
 impl SequenceEncoderConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> SequenceEncoder<B> {
         assert!(self.max_tokens > 0, "max_tokens must be positive");
+        assert!(self.max_frames > 0, "max_frames must be positive");
+        let stride = pooling_stride(self.max_frames, self.max_tokens);
         assert!(
             self.dim.is_multiple_of(2),
             "dim must be even (sinusoidal positions)"
@@ -72,30 +82,36 @@ impl SequenceEncoderConfig {
             .with_norm_first(true)
             .init(device),
             norm: LayerNormConfig::new(self.dim).init(device),
-            max_tokens: self.max_tokens,
+            stride,
+            tokens: self.max_frames.div_ceil(stride),
         }
     }
 }
 
-/// Frames per token for a padded length `frames`: `ceil(frames / max_tokens)`.
+/// Frames per token when sequences have at most `frames` frames: `ceil(frames / max_tokens)`.
 pub fn pooling_stride(frames: usize, max_tokens: usize) -> usize {
     frames.div_ceil(max_tokens).max(1)
 }
 
-/// Masked average pooling over windows of `stride = pooling_stride(T, max_tokens)` frames.
+/// Masked average pooling over windows of `stride` frames, padded to `tokens` tokens.
 ///
-/// `x`: `[B, T, D]`, `mask`: `[B, T]` (1 = real). Returns `([B, L, D], [B, L])` with
-/// `L = ceil(T / stride) <= max_tokens`: each token is the mean of the real frames of its
-/// window, and counts as real (1.0) if any frame of the window is real, else 0.0 (and holds
-/// zeros). Padded frames never enter a token's value.
+/// `x`: `[B, T, D]`, `mask`: `[B, T]` (1 = real), `T <= tokens * stride`. Returns
+/// `([B, tokens, D], [B, tokens])`: token `k` is the mean of the real frames among frames
+/// `k * stride .. (k + 1) * stride`, and counts as real (1.0) if any of them is real, else 0.0
+/// (and holds zeros). Padded frames never enter a token's value. The windows and the output
+/// shape depend on `stride` and `tokens` only, never on `T`.
 pub fn temporal_pool<B: Backend>(
     x: Tensor<B, 3>,
     mask: Tensor<B, 2>,
-    max_tokens: usize,
+    stride: usize,
+    tokens: usize,
 ) -> (Tensor<B, 3>, Tensor<B, 2>) {
     let [b, t, d] = x.dims();
-    let stride = pooling_stride(t, max_tokens);
-    let tokens = t.div_ceil(stride);
+    assert!(
+        t <= tokens * stride,
+        "a sequence of {t} frames is longer than the model's max_frames ({})",
+        tokens * stride
+    );
     let extra = tokens * stride - t;
     let (x, mask) = if extra > 0 {
         (
@@ -117,7 +133,7 @@ impl<B: Backend> SequenceEncoder<B> {
     /// `x`: `[B, T, dim]` frame features, `mask`: `[B, T]` (1 = real). Returns `[B, dim]`.
     /// Every sequence needs at least one real frame.
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
-        let (tokens, token_mask) = temporal_pool(x, mask, self.max_tokens);
+        let (tokens, token_mask) = temporal_pool(x, mask, self.stride, self.tokens);
         let [b, l, d] = tokens.dims();
         let tokens = self.positions.forward(tokens);
         // burn's padding mask is true where a token must be ignored.
@@ -158,7 +174,7 @@ mod tests {
 
     #[test]
     fn pooling_averages_real_frames_only() {
-        // T = 5, max_tokens 2 -> stride 3, tokens [0..3) and [3..6) (frame 5 is padding).
+        // Stride 3, tokens [0..3) and [3..6) (frame 5 is padding).
         let x = tensor3(
             vec![1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0],
             [2, 5, 1],
@@ -170,14 +186,15 @@ mod tests {
             ),
             &Default::default(),
         );
-        let (pooled, token_mask) = temporal_pool(x, mask, 2);
+        let (pooled, token_mask) = temporal_pool(x, mask, 3, 3);
+        // The third token of each sequence is padding: the config allows 9 frames.
         assert_eq!(
             pooled.into_data().to_vec::<f32>().unwrap(),
-            vec![2.0, 4.5, 10.0, 0.0]
+            vec![2.0, 4.5, 0.0, 10.0, 0.0, 0.0]
         );
         assert_eq!(
             token_mask.into_data().to_vec::<f32>().unwrap(),
-            vec![1.0, 1.0, 1.0, 0.0]
+            vec![1.0, 1.0, 0.0, 1.0, 0.0, 0.0]
         );
     }
 
@@ -186,7 +203,7 @@ mod tests {
         let (b, t, d) = (1, 4096, 8);
         let x = tensor3(values(b * t * d, 5), [b, t, d]);
         let mask = Tensor::<Inner, 2>::ones([b, t], &Default::default());
-        let (pooled, token_mask) = temporal_pool(x, mask, 256);
+        let (pooled, token_mask) = temporal_pool(x, mask, pooling_stride(4096, 256), 256);
         assert_eq!(pooled.dims(), [1, 256, 8]);
         assert_eq!(token_mask.sum().into_scalar(), 256.0);
     }
@@ -200,6 +217,7 @@ mod tests {
             layers: 1,
             heads: 2,
             max_tokens: 4,
+            max_frames: 6,
             dropout: 0.0,
         };
         let model = config.init::<TestBackend>(&device);
