@@ -402,6 +402,11 @@ pub struct RunArgs {
     /// Re-run runs that already have results.
     #[arg(long)]
     pub force: bool,
+    /// Count a run as done when another build of xp (other code) made it with the same
+    /// settings and data, instead of training it again with this code. Its results stay
+    /// marked as made by other code.
+    #[arg(long, conflicts_with = "force")]
+    pub reuse_other_code: bool,
     /// Override a setting: a dotted path and a YAML value, e.g. train.epochs=3 or seeds=[0].
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
@@ -415,8 +420,13 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct LeaderboardArgs {
-    /// The experiment (default: every experiment in the store).
+    /// The experiment: its name, or its YAML file (then exactly the runs that file resolves
+    /// to are shown). Default: every experiment in the store.
     pub experiment: Option<String>,
+    /// Also show runs made with an older configuration or by other code (hidden by default,
+    /// each in a row of its own).
+    #[arg(long)]
+    pub all: bool,
     /// table for the terminal, md for Markdown (stable byte for byte).
     #[arg(long, short, value_enum, default_value_t = BoardFormat::Table)]
     pub format: BoardFormat,

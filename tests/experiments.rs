@@ -72,6 +72,7 @@ fn run_grid_skip_determinism_regenerate() {
             "csv",
         ],
     );
+    assert_eq!(pseudo.lines().count(), 5, "4 variants: {pseudo}");
     for line in pseudo.lines().skip(1) {
         let f: Vec<&str> = line.rsplitn(3, ',').collect();
         let (hi, lo): (i32, i32) = (f[0].parse().unwrap(), f[1].parse().unwrap());
@@ -96,20 +97,68 @@ fn run_grid_skip_determinism_regenerate() {
     let dry = xp_ok(&store, &["run", &tiny(), "--dry-run"]);
     assert_eq!(dry.matches(" done").count(), 8, "{dry}");
 
-    // Results are queryable and join with the data.
-    let joined = xp_ok(
+    // Results join with the data, and the stored decisions and accuracies agree with the
+    // stored probabilities and the gold labels of `videos` (an independent table).
+    let check = xp_ok(
         &store,
         &[
             "sql",
-            "SELECT COUNT(*) AS n FROM predictions p JOIN videos v USING (video_id) \
+            "SELECT COUNT(*) AS n, \
+                    SUM(CASE WHEN p.label <> v.label THEN 1 ELSE 0 END) AS wrong_gold, \
+                    SUM(CASE WHEN p.predicted <> (CASE WHEN p.prob_win >= 0.5 THEN 'win' ELSE 'lose' END) \
+                        THEN 1 ELSE 0 END) AS wrong_decision, \
+                    COUNT(DISTINCT p.run_id) AS runs \
+             FROM predictions p JOIN videos v USING (video_id) \
              JOIN splits s ON s.video_id = p.video_id AND s.protocol = 'imigue-emotion' \
-             WHERE s.split = 'test' AND p.label = v.label",
+             WHERE s.split = 'test'",
             "--format",
             "csv",
         ],
     );
-    let n: usize = joined.lines().nth(1).unwrap().parse().unwrap();
-    assert!(n > 0, "{joined}");
+    let test_videos: usize = xp_ok(
+        &store,
+        &[
+            "sql",
+            "SELECT COUNT(*) FROM splits s JOIN video_frames f USING (video_id) \
+             WHERE s.protocol = 'imigue-emotion' AND s.split = 'test'",
+            "--format",
+            "csv",
+        ],
+    )
+    .lines()
+    .nth(1)
+    .unwrap()
+    .parse()
+    .unwrap();
+    assert!(test_videos > 0);
+    assert_eq!(
+        check.lines().nth(1).unwrap(),
+        format!("{},0,0,8", 8 * test_videos),
+        "every run predicts every test video once, with the gold label: {check}"
+    );
+    // The stored test accuracy is the share of right decisions among the stored predictions.
+    let accuracies = xp_ok(
+        &store,
+        &[
+            "sql",
+            "SELECT p.run_id, AVG(CASE WHEN p.predicted = v.label THEN 1.0 ELSE 0.0 END) AS recomputed, \
+                    MAX(m.value) AS stored \
+             FROM predictions p JOIN videos v USING (video_id) \
+             JOIN metrics m ON m.run_id = p.run_id AND m.split = 'test' AND m.name = 'accuracy' \
+             GROUP BY p.run_id",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(accuracies.lines().count(), 9, "{accuracies}");
+    for line in accuracies.lines().skip(1) {
+        let f: Vec<f64> = line
+            .split(',')
+            .skip(1)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert!((f[0] - f[1]).abs() < 1e-9, "{line}");
+    }
 
     // Determinism: the same config, seed and data in another store give identical numbers.
     let tmp2 = tempfile::tempdir().unwrap();
@@ -129,7 +178,10 @@ fn run_grid_skip_determinism_regenerate() {
 
     // Regeneration re-runs everything from scratch and finds every number identical.
     let regen = xp_ok(&store, &["leaderboard", "tiny", "--regenerate"]);
-    assert!(regen.contains("every number is identical"), "{regen}");
+    assert!(
+        regen.contains("regenerated 8 runs from scratch: every number is identical"),
+        "{regen}"
+    );
 
     // show and diff.
     let runs = xp_ok(&store, &["runs", "--experiment", "tiny"]);
@@ -209,7 +261,7 @@ fn killed_run_resumes_the_grid() {
 fn experiment_file_errors_name_file_line_and_key() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let cases: [(&str, &str, &[&str]); 6] = [
+    let cases: [(&str, &str, &[&str]); 7] = [
         (
             "unknown key",
             "name: x\nseeds: [0]\ntrain:\n  epochs: 2\n  learning_rate: 0.1\n",
@@ -236,6 +288,11 @@ fn experiment_file_errors_name_file_line_and_key() {
             &["bad.yaml", "transformer"],
         ),
         ("no seeds", "name: x\nseeds: []\n", &["bad.yaml", "seeds"]),
+        (
+            "negative pseudo-label weight",
+            "name: x\nseeds: [0]\ntrain:\n  pseudo_labels: { use: true, weight: -0.5 }\n",
+            &["bad.yaml", "train.pseudo_labels.weight must be positive"],
+        ),
     ];
     for (what, text, needles) in cases {
         let path = tmp.path().join("bad.yaml");
@@ -247,4 +304,200 @@ fn experiment_file_errors_name_file_line_and_key() {
             assert!(stderr.contains(n), "{what}: error lacks `{n}`:\n{stderr}");
         }
     }
+}
+
+/// Keypoint-only MLP runs without pseudo-labels: the quickest real runs.
+const MLP_ONLY: [&str; 4] = [
+    "--set",
+    "model.keypoints.backbone=mlp",
+    "--set",
+    "train.pseudo_labels.use=false",
+];
+
+fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
+    head.iter().chain(tail).copied().collect()
+}
+
+/// Data rows of a Markdown leaderboard.
+fn board_rows(md: &str) -> Vec<&str> {
+    md.lines()
+        .filter(|l| l.starts_with("| ") && l[2..].starts_with(|c: char| c.is_ascii_digit()))
+        .collect()
+}
+
+#[test]
+fn runs_of_other_code_or_an_older_config_are_never_mixed_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let tiny = tiny();
+    // Runs made by another build of xp (another code fingerprint), same settings and data.
+    let out = xp(&store)
+        .env("XP_TEST_CODE_FINGERPRINT", "0ldc0de0ldc0de")
+        .args(args(&["run", &tiny], &MLP_ONLY))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // This build marks them, hides them from the board, and refuses to "regenerate" them.
+    let runs = xp_ok(&store, &["runs"]);
+    assert_eq!(runs.matches("OTHER 0ldc0de").count(), 2, "{runs}");
+    assert!(runs.contains("2 runs were made by other code"), "{runs}");
+    let board = xp_ok(&store, &["leaderboard", "tiny", "--format", "md"]);
+    assert!(board_rows(&board).is_empty(), "{board}");
+    assert!(
+        board.contains("2 runs from other code (another build of xp) are hidden; `--all`"),
+        "{board}"
+    );
+    let regen = xp_out(&store, &["leaderboard", "tiny", "--all", "--regenerate"]);
+    let stderr = String::from_utf8_lossy(&regen.stderr);
+    assert_eq!(regen.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot regenerate: 2 runs were made by other code")
+            && stderr.contains("0ldc0de0ldc"),
+        "{stderr}"
+    );
+    let regen = xp_out(&store, &["leaderboard", "tiny", "--regenerate"]);
+    assert_eq!(
+        regen.status.code(),
+        Some(1),
+        "nothing current to regenerate"
+    );
+
+    // Reusing them is a choice; by default this build trains them again.
+    let dry = xp_ok(
+        &store,
+        &args(
+            &["run", &tiny, "--dry-run", "--reuse-other-code"],
+            &MLP_ONLY,
+        ),
+    );
+    assert_eq!(dry.matches("done by other code").count(), 2, "{dry}");
+    let out = xp_ok(&store, &args(&["run", &tiny], &MLP_ONLY));
+    assert!(out.contains("trained 2 runs, 0 already done"), "{out}");
+
+    // An edited setting: new runs, and the board keeps the two configurations apart.
+    let out = xp_ok(
+        &store,
+        &args(&["run", &tiny, "--set", "train.epochs=3"], &MLP_ONLY),
+    );
+    assert!(out.contains("trained 2 runs, 0 already done"), "{out}");
+    let board = xp_ok(&store, &["leaderboard", "tiny", "--format", "md"]);
+    let rows = board_rows(&board);
+    assert_eq!(rows.len(), 1, "{board}");
+    assert!(
+        rows[0].starts_with("| 1 | default | 2 |"),
+        "two seeds, not four: {board}"
+    );
+    assert!(
+        board.contains("4 runs from an older configuration or other code (2 by other code)"),
+        "{board}"
+    );
+    let all = xp_ok(&store, &["leaderboard", "tiny", "--all", "--format", "md"]);
+    let rows = board_rows(&all);
+    assert_eq!(rows.len(), 3, "{all}");
+    assert!(rows.iter().all(|r| r.contains(" | 2 | ")), "{all}");
+    assert_eq!(all.matches("[other code 0ldc0de0]").count(), 1, "{all}");
+
+    // Named by its file, the board shows exactly what the file resolves to now (epochs 2):
+    // the runs `--set` made for its mlp / no-pseudo-label cell are the same computations (same
+    // ids) as the file's own, so they are its only finished cell; the epochs-3 runs and those
+    // of the other code are not.
+    let by_file = xp_ok(&store, &["leaderboard", &tiny, "--format", "md"]);
+    let rows = board_rows(&by_file);
+    assert_eq!(rows.len(), 1, "{by_file}");
+    assert!(rows[0].starts_with("| 1 | default | 2 |"), "{by_file}");
+    assert!(
+        by_file.contains("4 runs from an older configuration or other code"),
+        "{by_file}"
+    );
+}
+
+#[test]
+fn a_test_video_without_keypoints_fails_the_run_unless_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let demo = tmp.path().join("demo");
+    xp_ok(
+        &store,
+        &[
+            "demo",
+            "--out",
+            demo.to_str().unwrap(),
+            "--videos",
+            "60",
+            "--frame-scale",
+            "0.01",
+            "--json-videos",
+            "0",
+            "--no-ingest",
+        ],
+    );
+    xp_ok(
+        &store,
+        &[
+            "ingest",
+            "imigue-labels",
+            demo.join("labels.csv").to_str().unwrap(),
+        ],
+    );
+    // Every keypoint table but the first test video's.
+    let test_ids = xp::protocol::IMIGUE_EMOTION.test;
+    let mut tables: Vec<std::path::PathBuf> = std::fs::read_dir(demo.join("keypoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    tables.sort();
+    let id_of =
+        |p: &std::path::Path| -> i32 { p.file_stem().unwrap().to_str().unwrap().parse().unwrap() };
+    let left_out = tables
+        .iter()
+        .position(|p| test_ids.contains(&id_of(p)))
+        .expect("a test video");
+    let missing_id = id_of(&tables.remove(left_out));
+    let mut ingest = vec!["ingest".to_string(), "openpose-table".to_string()];
+    ingest.extend(tables.iter().map(|p| p.to_string_lossy().into_owned()));
+    let ingest: Vec<&str> = ingest.iter().map(String::as_str).collect();
+    xp_ok(&store, &ingest);
+
+    let tiny = tiny();
+    let one_seed = ["--set", "seeds=[0]"];
+    let out = xp_out(&store, &args(&args(&["run", &tiny], &MLP_ONLY), &one_seed));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("videos without keypoints")
+            && stderr.contains(&format!("1 test ({missing_id})"))
+            && stderr.contains("data.allow_missing: true"),
+        "{stderr}"
+    );
+    assert!(xp_ok(&store, &["runs"]).contains("no runs stored yet"));
+
+    // Opted in: the run trains, records what it left out, and the board shows it.
+    let allowed = args(
+        &args(&["run", &tiny], &MLP_ONLY),
+        &["--set", "seeds=[0]", "--set", "data.allow_missing=true"],
+    );
+    xp_ok(&store, &allowed);
+    let missing = xp_ok(
+        &store,
+        &["sql", "SELECT missing_videos FROM runs", "--format", "csv"],
+    );
+    assert_eq!(missing, "missing_videos\n1\n");
+    let predicted = xp_ok(
+        &store,
+        &[
+            "sql",
+            &format!("SELECT COUNT(*) FROM predictions WHERE video_id = {missing_id}"),
+            "--format",
+            "csv",
+        ],
+    );
+    assert!(predicted.ends_with("\n0\n"), "{predicted}");
+    let board = xp_ok(&store, &["leaderboard", "tiny", "--format", "md"]);
+    assert!(board.contains("videos left out"), "{board}");
+    assert!(board_rows(&board)[0].contains(" | 1 | "), "{board}");
 }

@@ -1,15 +1,15 @@
 //! The experiment commands: run, runs, show, diff, leaderboard.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
 use super::short;
 use crate::cli::{BoardFormat, LeaderboardArgs, RunArgs};
-use crate::experiment::regenerate;
 use crate::experiment::results::{self, MetricRow, RunRow};
 use crate::experiment::runner::{self, PlanStatus, RunOptions};
+use crate::experiment::{current, identity, regenerate};
 use crate::output::new_table;
 use crate::progress::Progress;
 use crate::report::leaderboard::{self, RunResult};
@@ -57,8 +57,12 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
         super::demo(root, crate::cli::DemoArgs::defaults(), progress)?;
     }
     let store = Store::open(root)?;
+    let policy = runner::PlanPolicy {
+        force: args.force,
+        reuse_other_code: args.reuse_other_code,
+    };
     if args.dry_run {
-        let (data_id, plans) = runner::plan(&store, &experiment, args.force, args.device)?;
+        let (data_id, plans) = runner::plan(&store, &experiment, policy, args.device)?;
         println!(
             "experiment {} ({} runs) on data snapshot {}",
             experiment.name,
@@ -70,6 +74,9 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
         for p in &plans {
             let status = match &p.status {
                 PlanStatus::Done => "done".to_string(),
+                PlanStatus::DoneByOtherCode(id) => {
+                    format!("done by other code (run {}), reused", short(id))
+                }
                 PlanStatus::Todo => "to run".to_string(),
                 PlanStatus::Skipped(why) => format!("skipped: {why}"),
             };
@@ -85,6 +92,7 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
     }
     let options = RunOptions {
         force: args.force,
+        reuse_other_code: args.reuse_other_code,
         device: args.device,
         progress,
     };
@@ -105,23 +113,36 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
     for why in reasons {
         println!("  skipped: {why}");
     }
+    // The board shows exactly the runs this file resolves to now (force aside: those are done).
+    let (_, plans) = runner::plan(
+        &store,
+        &experiment,
+        runner::PlanPolicy {
+            force: false,
+            ..policy
+        },
+        args.device,
+    )?;
     let board = LeaderboardArgs {
         experiment: Some(experiment.name.clone()),
+        all: false,
         format: BoardFormat::Table,
         regenerate: false,
         report_dir: Some(args.report_dir.clone()),
     };
-    leaderboard_cmd(root, board, progress)
+    board_for(root, board, Some(planned_ids(&plans)), progress)
 }
 
-/// A run's variant as reports show it: runs on another device are another variant, since
-/// their numbers differ.
-fn variant_label(r: &RunRow) -> String {
-    if r.device == "cpu" {
-        r.variant.clone()
-    } else {
-        format!("{} [{}]", r.variant, r.device)
-    }
+/// The stored run ids an experiment's plan stands for.
+fn planned_ids(plans: &[runner::RunPlan]) -> BTreeSet<String> {
+    plans
+        .iter()
+        .filter_map(|p| match &p.status {
+            PlanStatus::DoneByOtherCode(id) => Some(id.clone()),
+            PlanStatus::Skipped(_) => None,
+            _ => Some(p.id.clone()),
+        })
+        .collect()
 }
 
 fn resolve_run<'a>(runs: &'a [RunRow], prefix: &str) -> Result<&'a RunRow> {
@@ -152,8 +173,11 @@ pub fn runs(root: &Path, experiment: Option<&str>, variant: Option<&str>) -> Res
         "epochs",
         "seconds",
         "started",
+        "code",
     ]);
+    let code = identity::code_fingerprint();
     let mut n = 0;
+    let mut other_code = 0;
     for r in all.iter().filter(|r| {
         experiment.is_none_or(|e| r.experiment == e)
             && variant.is_none_or(|v| r.variant.contains(v))
@@ -175,6 +199,12 @@ pub fn runs(root: &Path, experiment: Option<&str>, variant: Option<&str>) -> Res
             r.epochs_run.to_string(),
             format!("{:.1}", r.train_seconds),
             r.started.clone(),
+            if r.code == code {
+                "this".to_string()
+            } else {
+                other_code += 1;
+                format!("OTHER {}", &r.code[..8.min(r.code.len())])
+            },
         ]);
         n += 1;
     }
@@ -182,6 +212,13 @@ pub fn runs(root: &Path, experiment: Option<&str>, variant: Option<&str>) -> Res
         println!("no runs stored yet (train some with `xp run experiments/mlp_vs_gcn.yaml`)");
     } else {
         println!("{t}");
+    }
+    if other_code > 0 {
+        println!(
+            "{other_code} runs were made by other code (another build of xp, whose dataset, model \
+             or training code differs): `xp run` trains them again with this code, and \
+             leaderboards hide them unless `--all`"
+        );
     }
     Ok(0)
 }
@@ -213,20 +250,27 @@ pub fn show(root: &Path, prefix: &str) -> Result<i32> {
     let predictions = results::read_predictions(&store, &head.snapshot)?;
     println!("run {}", run.run_id);
     println!(
-        "  experiment {} | variant {} | seed {} | data snapshot {} | {} on {} | xp {}",
+        "  experiment {} | variant {} | seed {} | data snapshot {} | {} on {} | xp {} | code {}{}",
         run.experiment,
         run.variant,
         run.seed,
         short(&run.data_snapshot),
         run.started,
         run.device,
-        run.xp_version
+        run.xp_version,
+        short(&run.code),
+        if run.code == identity::code_fingerprint() {
+            " (this build)"
+        } else {
+            " (OTHER code than this build)"
+        }
     );
     println!(
-        "  {} parameters | {} training videos ({} pseudo-labelled) | {} epochs (best {}) in {:.1} s",
+        "  {} parameters | {} training videos ({} pseudo-labelled) | {} protocol videos left out | {} epochs (best {}) in {:.1} s",
         run.params,
         run.train_videos,
         run.pseudo_videos,
+        run.missing_videos,
         run.epochs_run,
         run.best_epoch,
         run.train_seconds
@@ -350,6 +394,37 @@ pub fn diff(root: &Path, a: &str, b: &str) -> Result<i32> {
 }
 
 pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -> Result<i32> {
+    // An experiment file names exactly its runs: those its settings resolve to now.
+    let file = args
+        .experiment
+        .as_deref()
+        .map(Path::new)
+        .filter(|p| p.is_file() && crate::ingest::names::has_extension(p, &["yaml", "yml"]));
+    let Some(file) = file else {
+        return board_for(root, args, None, progress);
+    };
+    let experiment = runner::load(file, &[])?;
+    let store = Store::open(root)?;
+    let mut planned = BTreeSet::new();
+    for device in [runner::Device::Cpu, runner::Device::Cuda] {
+        let (_, plans) = runner::plan(&store, &experiment, Default::default(), device)?;
+        planned.extend(planned_ids(&plans));
+    }
+    let args = LeaderboardArgs {
+        experiment: Some(experiment.name.clone()),
+        ..args
+    };
+    board_for(root, args, Some(planned), progress)
+}
+
+/// The leaderboard of the runs `planned` names (per experiment), or else of each experiment's
+/// current runs (see `experiment::current`).
+fn board_for(
+    root: &Path,
+    args: LeaderboardArgs,
+    planned: Option<BTreeSet<String>>,
+    progress: Progress,
+) -> Result<i32> {
     let store = Store::open(root)?;
     let head = store.head()?;
     let all = results::read_runs(&store, &head.snapshot)?;
@@ -383,27 +458,36 @@ pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -
     } else {
         format!(" ({note})")
     };
+    let code = identity::code_fingerprint();
     let mut failed = false;
     for name in &experiments {
         let runs: Vec<&RunRow> = all.iter().filter(|r| &r.experiment == name).collect();
-        let results: Vec<RunResult> = runs
+        let selection = current::select(&runs, planned.as_ref(), &code, args.all);
+        let results: Vec<RunResult> = selection
+            .shown
             .iter()
-            .map(|r| RunResult {
-                run_id: r.run_id.clone(),
-                experiment: r.experiment.clone(),
-                variant: variant_label(r),
-                seed: r.seed,
-                metrics: metrics
-                    .get(&r.run_id)
-                    .map(|m| {
-                        m.iter()
-                            .filter(|x| x.split == "test")
-                            .map(|x| (x.name.clone(), x.value))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                params: r.params as u64,
-                train_seconds: r.train_seconds,
+            .map(|s| {
+                let r = s.run;
+                RunResult {
+                    run_id: r.run_id.clone(),
+                    experiment: r.experiment.clone(),
+                    variant: s.label.clone(),
+                    group: s.group.clone(),
+                    seed: r.seed,
+                    metrics: metrics
+                        .get(&r.run_id)
+                        .map(|m| {
+                            m.iter()
+                                .filter(|x| x.split == "test")
+                                .map(|x| (x.name.clone(), x.value))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    params: r.params as u64,
+                    train_seconds: r.train_seconds,
+                    pseudo_videos: r.pseudo_videos.max(0) as u32,
+                    missing_videos: r.missing_videos.max(0) as u32,
+                }
             })
             .collect();
         let rows = leaderboard::aggregate(&results, "accuracy");
@@ -412,6 +496,7 @@ pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -
         } else {
             format!("{name}: test metrics, mean ± std over seeds ({note})")
         };
+        let hidden = current::hidden_note(&selection);
         match args.format {
             BoardFormat::Table => print!(
                 "{}",
@@ -421,6 +506,9 @@ pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -
                 "{}",
                 leaderboard::render_markdown(&rows, &METRIC_NAMES, &title)
             ),
+        }
+        if let Some(hidden) = &hidden {
+            println!("{hidden}");
         }
         if let Some(dir) = &args.report_dir {
             let dir = dir.join(name);
@@ -438,13 +526,14 @@ pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -
                 Some(0.5),
                 &dir.join("leaderboard.svg"),
             )?;
-            let curves: Vec<plots::Curve> = runs
+            let curves: Vec<plots::Curve> = selection
+                .shown
                 .iter()
-                .map(|r| plots::Curve {
-                    variant: variant_label(r),
-                    seed: r.seed,
+                .map(|s| plots::Curve {
+                    variant: s.label.clone(),
+                    seed: s.run.seed,
                     points: metrics
-                        .get(&r.run_id)
+                        .get(&s.run.run_id)
                         .map(|m| {
                             m.iter()
                                 .filter(|x| x.split == "val" && x.name == "loss")
@@ -466,29 +555,65 @@ pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -
             );
         }
         if args.regenerate {
-            let owned: Vec<RunRow> = runs.iter().map(|r| (*r).clone()).collect();
-            let bar = progress.bar(owned.len() as u64, "regenerate", "runs");
-            let diffs = regenerate::regenerate(&store, &owned, &|_| bar.inc(1))?;
-            bar.finish_and_clear();
-            if diffs.is_empty() {
-                println!(
-                    "regenerated {} runs from scratch: every number is identical",
-                    owned.len()
-                );
-            } else {
-                failed = true;
-                eprintln!("regeneration changed {} numbers:", diffs.len());
-                for d in &diffs {
-                    eprintln!(
-                        "  run {} {}: stored {} regenerated {}",
-                        short(&d.run_id),
-                        d.what,
-                        d.stored,
-                        d.regenerated
-                    );
-                }
-            }
+            failed |= !regenerate_shown(&store, &selection, &code, progress)?;
         }
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+/// `--regenerate`: re-runs the runs shown from scratch. False (and says why) when a number
+/// changed, when a run was made by other code (this binary cannot reproduce it, so a match
+/// would prove nothing), or when there is nothing current to regenerate.
+fn regenerate_shown(
+    store: &Store,
+    selection: &current::Selection,
+    code: &str,
+    progress: Progress,
+) -> Result<bool> {
+    let other: Vec<&RunRow> = selection
+        .shown
+        .iter()
+        .map(|s| s.run)
+        .filter(|r| r.code != code)
+        .collect();
+    if !other.is_empty() {
+        eprintln!(
+            "cannot regenerate: {} runs were made by other code (their code fingerprint {} is not \
+             this xp's {}); the numbers this binary gives would not test them. Retrain them \
+             with `xp run`",
+            other.len(),
+            &other[0].code[..12.min(other[0].code.len())],
+            &code[..12.min(code.len())]
+        );
+        return Ok(false);
+    }
+    if selection.shown.is_empty() {
+        eprintln!(
+            "nothing to regenerate: {}",
+            current::hidden_note(selection).unwrap_or_else(|| "no runs".into())
+        );
+        return Ok(false);
+    }
+    let owned: Vec<RunRow> = selection.shown.iter().map(|s| s.run.clone()).collect();
+    let bar = progress.bar(owned.len() as u64, "regenerate", "runs");
+    let diffs = regenerate::regenerate(store, &owned, &|_| bar.inc(1))?;
+    bar.finish_and_clear();
+    if diffs.is_empty() {
+        println!(
+            "regenerated {} runs from scratch: every number is identical",
+            owned.len()
+        );
+        return Ok(true);
+    }
+    eprintln!("regeneration changed {} numbers:", diffs.len());
+    for d in &diffs {
+        eprintln!(
+            "  run {} {}: stored {} regenerated {}",
+            short(&d.run_id),
+            d.what,
+            d.stored,
+            d.regenerated
+        );
+    }
+    Ok(false)
 }

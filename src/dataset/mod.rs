@@ -37,8 +37,9 @@ pub struct Splits {
     pub val: Vec<Example>,
     pub test: Vec<Example>,
     pub channels: usize,
-    /// Protocol videos that have no keypoints in the snapshot (reported, not fatal).
-    pub missing_keypoints: Vec<i32>,
+    /// Protocol videos left out because they lack an input the run reads (only with
+    /// `data.allow_missing`; otherwise loading fails and lists them).
+    pub missing: Vec<i32>,
     /// Pool videos merged into `train` with a pseudo-label.
     pub pseudo_labelled: usize,
 }
@@ -77,11 +78,13 @@ fn read_videos(store: &Store, snapshot: &Snapshot) -> Result<BTreeMap<i32, Video
 }
 
 /// Reads one video's keypoint part into dense frames, keeping per frame the person whose body
-/// is most confidently detected (the player, not an interviewer at the edge).
+/// is most confidently detected (the player, not an interviewer at the edge). The sequence
+/// runs from the first to the last frame the part holds: frames before the first one are not
+/// part of the video's keypoints (a dump may start late), so they are not padded in.
 fn read_raw(path: &std::path::Path) -> Result<RawVideo> {
     let batches = part::read_all(path)?;
     let mut best: BTreeMap<i32, (f32, Vec<f32>)> = BTreeMap::new();
-    let mut last = -1;
+    let (mut first, mut last) = (i32::MAX, i32::MIN);
     for batch in &batches {
         let frames = batch
             .column_by_name("frame")
@@ -97,6 +100,7 @@ fn read_raw(path: &std::path::Path) -> Result<RawVideo> {
             .collect();
         for i in 0..batch.num_rows() {
             let frame = frames.value(i);
+            first = first.min(frame);
             last = last.max(frame);
             if person.is_null(i) {
                 continue;
@@ -117,9 +121,13 @@ fn read_raw(path: &std::path::Path) -> Result<RawVideo> {
             }
         }
     }
-    let mut frames = vec![None; (last + 1).max(0) as usize];
+    if first > last {
+        return Ok(RawVideo { frames: Vec::new() });
+    }
+    // Ingest bounds frame numbers (`ingest::names::MAX_FRAME`), so this span is bounded too.
+    let mut frames = vec![None; (i64::from(last) - i64::from(first) + 1) as usize];
     for (f, (_, v)) in best {
-        frames[f as usize] = Some(v);
+        frames[(f - first) as usize] = Some(v);
     }
     Ok(RawVideo { frames })
 }
@@ -172,7 +180,7 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
         BTreeMap::new()
     };
     let mut wanted = Vec::new();
-    let mut missing = Vec::new();
+    let mut missing: BTreeMap<&'static str, Vec<i32>> = BTreeMap::new();
     for (&id, v) in &videos {
         let mut split = split_of(id, v);
         if split == protocol::POOL {
@@ -185,9 +193,30 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
         }
         match keypoint_parts.get(&id) {
             Some(file) => wanted.push((id, split, file.clone())),
-            None => missing.push(id),
+            // A pool video without keypoints is simply not merged: it has no role to lose.
+            None if split == PSEUDO => {}
+            None => missing.entry(split).or_default().push(id),
         }
     }
+    if !missing.is_empty() && !config.data.allow_missing {
+        let listed: Vec<String> = missing
+            .iter()
+            .map(|(split, ids)| {
+                let shown: Vec<String> = ids.iter().take(20).map(i32::to_string).collect();
+                let more = if ids.len() > 20 { ", ..." } else { "" };
+                format!("{} {split} ({}{more})", ids.len(), shown.join(", "))
+            })
+            .collect();
+        bail!(
+            "protocol {} videos without keypoints in data snapshot {}: {}. Ingest their \
+             keypoints, or set `data.allow_missing: true` to train and evaluate without them \
+             (the run then records how many it left out, and the leaderboard shows it)",
+            protocol.name,
+            &snapshot.id()[..12],
+            listed.join("; ")
+        );
+    }
+    let missing: Vec<i32> = missing.into_values().flatten().collect();
     let kp = &config.model.keypoints;
     let seq = &config.model.sequence;
     let examples: Vec<(&'static str, Example)> = wanted
@@ -225,7 +254,7 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
         val: vec![],
         test: vec![],
         channels: if kp.offsets { 5 } else { 3 },
-        missing_keypoints: missing,
+        missing,
         pseudo_labelled: 0,
     };
     for (split, e) in examples {

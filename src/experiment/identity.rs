@@ -5,8 +5,22 @@ use anyhow::{Result, bail};
 use super::spec::RunConfig;
 use crate::store::{Snapshot, Store};
 
-/// The xp version that is part of every run id.
+/// The xp version, stored with every run for people to read.
 pub const XP_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The blake3 of the code that can change a result (see `build.rs` for what it covers).
+const BUILT_FINGERPRINT: &str = env!("XP_CODE_FINGERPRINT");
+
+/// The code fingerprint that is part of every run id and stored in `runs.code`.
+///
+/// `XP_TEST_CODE_FINGERPRINT` stands in for another build of xp: the tests use it to show what
+/// happens to runs made by other code without compiling xp twice.
+pub fn code_fingerprint() -> String {
+    match std::env::var("XP_TEST_CODE_FINGERPRINT") {
+        Ok(fake) if !fake.is_empty() => fake,
+        _ => BUILT_FINGERPRINT.to_string(),
+    }
+}
 
 /// The tables a run reads. Only they are part of its identity: storing results, crops,
 /// embeddings or transcripts (which the keypoint trainer does not read) keeps every run id.
@@ -63,10 +77,10 @@ pub fn canonical_config(config: &RunConfig, seed: u64, device: &str, data_id: &s
     .expect("configs serialise")
 }
 
-/// blake3 of (canonical config, data snapshot, xp version).
-pub fn run_id(canonical: &str, data_id: &str) -> String {
+/// blake3 of (canonical config, data snapshot, code fingerprint).
+pub fn run_id(canonical: &str, data_id: &str, code: &str) -> String {
     let mut h = blake3::Hasher::new();
-    for part in [canonical, data_id, XP_VERSION] {
+    for part in [canonical, data_id, code] {
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
@@ -87,12 +101,17 @@ mod tests {
         let mut b = a.clone();
         b.data.snapshot = "@3".into();
         let id = |c: &RunConfig, seed: u64, data: &str| {
-            run_id(&canonical_config(c, seed, "cpu", data), data)
+            run_id(&canonical_config(c, seed, "cpu", data), data, "code1")
         };
         // The device changes floating-point results, so it changes the id.
         assert_ne!(
-            run_id(&canonical_config(&a, 0, "cpu", "d1"), "d1"),
-            run_id(&canonical_config(&a, 0, "cuda", "d1"), "d1")
+            run_id(&canonical_config(&a, 0, "cpu", "d1"), "d1", "code1"),
+            run_id(&canonical_config(&a, 0, "cuda", "d1"), "d1", "code1")
+        );
+        // So does the code.
+        assert_ne!(
+            run_id(&canonical_config(&a, 0, "cpu", "d1"), "d1", "code1"),
+            run_id(&canonical_config(&a, 0, "cpu", "d1"), "d1", "code2")
         );
         assert_eq!(id(&a, 0, "d1"), id(&b, 0, "d1"));
         assert_ne!(id(&a, 0, "d1"), id(&a, 0, "d2"));

@@ -29,8 +29,11 @@ pub struct RunRow {
     pub params: i64,
     pub train_videos: i32,
     pub pseudo_videos: i32,
+    pub missing_videos: i32,
     pub device: String,
     pub xp_version: String,
+    /// The code fingerprint of the xp that made the run.
+    pub code: String,
 }
 
 /// One metric value.
@@ -102,8 +105,10 @@ pub fn batches(record: &RunRecord) -> Result<[RecordBatch; 3]> {
             Arc::new(Int64Array::from(vec![r.params])),
             Arc::new(Int32Array::from(vec![r.train_videos])),
             Arc::new(Int32Array::from(vec![r.pseudo_videos])),
+            Arc::new(Int32Array::from(vec![r.missing_videos])),
             strings([r.device.as_str()].into_iter()),
             strings([r.xp_version.as_str()].into_iter()),
+            strings([r.code.as_str()].into_iter()),
         ],
     )?;
     let m = metric_rows(record.outcome);
@@ -177,8 +182,10 @@ pub fn read_runs(store: &Store, snapshot: &Snapshot) -> Result<Vec<RunRow>> {
                 params: i64_of("params"),
                 train_videos: i32_of("train_videos"),
                 pseudo_videos: i32_of("pseudo_videos"),
+                missing_videos: i32_of("missing_videos"),
                 device: col_str(&b, "device", i),
                 xp_version: col_str(&b, "xp_version", i),
+                code: col_str(&b, "code", i),
             });
         }
     }

@@ -35,6 +35,8 @@ impl Device {
 pub struct RunOptions {
     /// Re-run runs that already have results.
     pub force: bool,
+    /// Count runs that other code made with the same settings and data as done.
+    pub reuse_other_code: bool,
     pub device: Device,
     pub progress: Progress,
 }
@@ -51,15 +53,26 @@ pub struct RunPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlanStatus {
     Done,
+    /// Done by other code (this id of that run), reused on request.
+    DoneByOtherCode(String),
     Todo,
     Skipped(String),
+}
+
+/// How `plan` treats runs that are already stored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanPolicy {
+    /// Every run is to do, stored or not.
+    pub force: bool,
+    /// A run that other code made with the same settings and data counts as done.
+    pub reuse_other_code: bool,
 }
 
 /// Resolves an experiment against the store: ids and what is already done.
 pub fn plan(
     store: &Store,
     experiment: &Experiment,
-    force: bool,
+    policy: PlanPolicy,
     device: Device,
 ) -> Result<(String, Vec<RunPlan>)> {
     let snapshot_text = &experiment.runs[0].config.data.snapshot;
@@ -74,25 +87,39 @@ pub fn plan(
     let snapshot = store.read_snapshot(&snapshot_id)?;
     let data_id = identity::data_snapshot(&snapshot).id();
     let head = store.head()?;
-    let done: BTreeSet<String> = results::read_runs(store, &head.snapshot)?
-        .into_iter()
-        .map(|r| r.run_id)
+    let stored = results::read_runs(store, &head.snapshot)?;
+    let done: BTreeSet<&str> = stored.iter().map(|r| r.run_id.as_str()).collect();
+    // Stored runs by what they computed, whatever code computed them.
+    let by_settings: BTreeMap<(&str, &str), &str> = stored
+        .iter()
+        .map(|r| {
+            (
+                (r.config.as_str(), r.data_snapshot.as_str()),
+                r.run_id.as_str(),
+            )
+        })
         .collect();
+    let code = identity::code_fingerprint();
     let has_pseudo = snapshot.tables.contains_key("pseudo_labels");
     let plans = experiment
         .runs
         .iter()
         .map(|run| {
             let canonical = canonical_config(&run.config, run.seed, device.name(), &data_id);
-            let id = run_id(&canonical, &data_id);
+            let id = run_id(&canonical, &data_id, &code);
+            let other = by_settings.get(&(canonical.as_str(), data_id.as_str()));
             let status = if run.config.train.pseudo_labels.use_ && !has_pseudo {
                 PlanStatus::Skipped(
                     "the store holds no pseudo-labels (table `pseudo_labels`); ingest some to run \
                      this variant"
                         .into(),
                 )
-            } else if done.contains(&id) && !force {
+            } else if policy.force {
+                PlanStatus::Todo
+            } else if done.contains(id.as_str()) {
                 PlanStatus::Done
+            } else if let (true, Some(other)) = (policy.reuse_other_code, other) {
+                PlanStatus::DoneByOtherCode(other.to_string())
             } else {
                 PlanStatus::Todo
             };
@@ -226,7 +253,11 @@ pub fn run_experiment(
     experiment: &Experiment,
     options: &RunOptions,
 ) -> Result<RunSummary> {
-    let (data_id, plans) = plan(store, experiment, options.force, options.device)?;
+    let policy = PlanPolicy {
+        force: options.force,
+        reuse_other_code: options.reuse_other_code,
+    };
+    let (data_id, plans) = plan(store, experiment, policy, options.device)?;
     let mut summary = RunSummary::default();
     let todo: Vec<&RunPlan> = plans
         .iter()
@@ -234,7 +265,7 @@ pub fn run_experiment(
         .collect();
     for p in &plans {
         match &p.status {
-            PlanStatus::Done => summary.done_before += 1,
+            PlanStatus::Done | PlanStatus::DoneByOtherCode(_) => summary.done_before += 1,
             PlanStatus::Skipped(why) => summary.skipped.push((
                 format!("{} seed {}", p.run.variant, p.run.seed),
                 why.clone(),
@@ -298,8 +329,10 @@ pub fn run_experiment(
                 params: outcome.params as i64,
                 train_videos: splits.train.len() as i32,
                 pseudo_videos: splits.pseudo_labelled as i32,
+                missing_videos: splits.missing.len() as i32,
                 device: options.device.name().into(),
                 xp_version: identity::XP_VERSION.into(),
+                code: identity::code_fingerprint(),
             },
             outcome: &outcome,
         };

@@ -33,6 +33,9 @@ pub struct DataConfig {
     pub protocol: String,
     /// Share of the training subjects held out for early stopping (never the test split).
     pub val_fraction: f64,
+    /// Train and evaluate without the protocol videos that lack an input the run reads. Off:
+    /// such videos are an error that lists them, so a test set never shrinks unnoticed.
+    pub allow_missing: bool,
 }
 
 impl Default for DataConfig {
@@ -41,6 +44,7 @@ impl Default for DataConfig {
             snapshot: "current".into(),
             protocol: "imigue-emotion".into(),
             val_fraction: 0.2,
+            allow_missing: false,
         }
     }
 }
@@ -156,6 +160,19 @@ pub enum LossName {
     WeightedCe,
 }
 
+/// Which validation number picks the epoch whose model is tested (and drives early stopping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectBy {
+    /// Lowest validation loss.
+    Loss,
+    /// Highest validation ROC-AUC, ties broken by the lower loss. On a validation split of a
+    /// few dozen videos the loss favours an untrained, unconfident model (it never pays for a
+    /// confident mistake), so an epoch-1 model that predicts one class would win; the AUC asks
+    /// whether the model ranks the videos right, which is what it should have learned.
+    RocAuc,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PseudoLabelConfig {
@@ -190,8 +207,10 @@ pub struct TrainConfig {
     pub warmup_epochs: usize,
     pub batch_size: usize,
     pub loss: LossName,
-    /// Stop after this many epochs without a better validation loss.
+    /// Stop after this many epochs without a better validation score (`select_by`).
     pub patience: usize,
+    /// The validation number that picks the tested epoch.
+    pub select_by: SelectBy,
     pub pseudo_labels: PseudoLabelConfig,
 }
 
@@ -205,6 +224,7 @@ impl Default for TrainConfig {
             batch_size: 8,
             loss: LossName::WeightedCe,
             patience: 6,
+            select_by: SelectBy::RocAuc,
             pseudo_labels: PseudoLabelConfig::default(),
         }
     }
@@ -423,7 +443,8 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment> {
 fn validate(c: &RunConfig) -> Result<(), String> {
     let s = &c.model.sequence;
     let t = &c.train;
-    let checks: [(bool, &str); 10] = [
+    let p = &t.pseudo_labels;
+    let checks: [(bool, &str); 12] = [
         (
             s.max_frames >= 2,
             "model.sequence.max_frames must be at least 2",
@@ -451,6 +472,15 @@ fn validate(c: &RunConfig) -> Result<(), String> {
         (
             (0.0..0.9).contains(&c.data.val_fraction),
             "data.val_fraction must be in [0, 0.9)",
+        ),
+        (
+            p.weight > 0.0 && p.weight.is_finite(),
+            "train.pseudo_labels.weight must be positive (a pseudo-labelled video's loss weight \
+             relative to a gold one)",
+        ),
+        (
+            (0.0..=1.0).contains(&p.min_confidence),
+            "train.pseudo_labels.min_confidence must be in [0, 1]",
         ),
     ];
     match checks.iter().find(|(ok, _)| !ok) {

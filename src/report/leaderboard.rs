@@ -1,7 +1,9 @@
-//! Leaderboards: finished runs grouped by variant, mean ± std over seeds, ranked.
+//! Leaderboards: finished runs grouped by configuration, mean ± std over seeds, ranked.
 //!
-//! Aggregation is deterministic: runs are grouped by variant and, within a variant, summed in
-//! (seed, run_id) order, so the result does not depend on the order of the input rows.
+//! Aggregation is deterministic: runs are grouped by their `group` key (the resolved
+//! configuration without the seed, and the code; never the variant's name) and, within a
+//! group, summed in (seed, run_id) order, so the result does not depend on the order of the
+//! input rows.
 //! Rendering is byte-for-byte stable for a given input (the Markdown form never depends on
 //! the terminal; the terminal form only through the `width` argument).
 
@@ -18,20 +20,28 @@ const TABLE_STYLE: &str = "  ── ══      ──    ";
 pub struct RunResult {
     pub run_id: String,
     pub experiment: String,
-    /// The grid cell, e.g. `"backbone=mlp,pseudo=off"`.
+    /// The grid cell, e.g. `"backbone=mlp,pseudo=off"`: the row's name.
     pub variant: String,
+    /// Runs with the same key are seeds of one computation and share a row.
+    pub group: String,
     pub seed: u64,
     /// Test metrics by name.
     pub metrics: BTreeMap<String, f64>,
     /// Trainable parameter count.
     pub params: u64,
     pub train_seconds: f64,
+    /// Pool videos trained on with a pseudo-label.
+    pub pseudo_videos: u32,
+    /// Protocol videos left out for lack of an input (`data.allow_missing`).
+    pub missing_videos: u32,
 }
 
 /// One variant's aggregate over its seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaderRow {
     pub variant: String,
+    /// The group key of its runs (see `RunResult::group`).
+    pub group: String,
     /// Number of runs aggregated (one per seed when the caller passes no duplicates).
     pub seeds: usize,
     /// Mean of each metric over the runs that report it.
@@ -41,6 +51,10 @@ pub struct LeaderRow {
     /// Parameter count (the largest over the runs; they normally agree).
     pub params: u64,
     pub train_seconds_mean: f64,
+    /// Pool videos trained on with a pseudo-label (the largest over the runs).
+    pub pseudo_videos: u32,
+    /// Protocol videos left out (the largest over the runs).
+    pub missing_videos: u32,
 }
 
 /// Mean and sample standard deviation (n − 1; 0 for a single value), summed in slice order.
@@ -66,13 +80,14 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
 pub fn aggregate(results: &[RunResult], sort_metric: &str) -> Vec<LeaderRow> {
     let mut groups: BTreeMap<&str, Vec<&RunResult>> = BTreeMap::new();
     for r in results {
-        groups.entry(r.variant.as_str()).or_default().push(r);
+        groups.entry(r.group.as_str()).or_default().push(r);
     }
 
     let mut rows: Vec<LeaderRow> = groups
-        .into_iter()
-        .map(|(variant, mut runs)| {
+        .into_values()
+        .map(|mut runs| {
             runs.sort_by(|a, b| a.seed.cmp(&b.seed).then_with(|| a.run_id.cmp(&b.run_id)));
+            let variant = runs[0].variant.as_str();
             let names: BTreeSet<&str> = runs
                 .iter()
                 .flat_map(|r| r.metrics.keys().map(String::as_str))
@@ -91,11 +106,14 @@ pub fn aggregate(results: &[RunResult], sort_metric: &str) -> Vec<LeaderRow> {
             let seconds: Vec<f64> = runs.iter().map(|r| r.train_seconds).collect();
             LeaderRow {
                 variant: variant.to_string(),
+                group: runs[0].group.clone(),
                 seeds: runs.len(),
                 mean,
                 std,
                 params: runs.iter().map(|r| r.params).max().unwrap_or(0),
                 train_seconds_mean: mean_std(&seconds).0,
+                pseudo_videos: runs.iter().map(|r| r.pseudo_videos).max().unwrap_or(0),
+                missing_videos: runs.iter().map(|r| r.missing_videos).max().unwrap_or(0),
             }
         })
         .collect();
@@ -134,15 +152,32 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn header(metrics: &[&str]) -> Vec<String> {
+/// The count columns a board needs: pool videos trained on, protocol videos left out. Each is
+/// shown only when some row has a non-zero count, so plain boards keep their shape.
+fn count_columns(rows: &[LeaderRow]) -> (bool, bool) {
+    (
+        rows.iter().any(|r| r.pseudo_videos > 0),
+        rows.iter().any(|r| r.missing_videos > 0),
+    )
+}
+
+fn header(rows: &[LeaderRow], metrics: &[&str]) -> Vec<String> {
     let mut h = vec!["rank".to_string(), "variant".into(), "seeds".into()];
     h.extend(metrics.iter().map(|m| m.to_string()));
+    let (pseudo, missing) = count_columns(rows);
+    if pseudo {
+        h.push("pool videos".into());
+    }
+    if missing {
+        h.push("videos left out".into());
+    }
     h.push("params".into());
     h.push("train time (s)".into());
     h
 }
 
 fn body(rows: &[LeaderRow], metrics: &[&str]) -> Vec<Vec<String>> {
+    let (pseudo, missing) = count_columns(rows);
     rows.iter()
         .enumerate()
         .map(|(i, row)| {
@@ -152,6 +187,12 @@ fn body(rows: &[LeaderRow], metrics: &[&str]) -> Vec<Vec<String>> {
                 row.seeds.to_string(),
             ];
             cells.extend(metrics.iter().map(|m| metric_cell(row, m)));
+            if pseudo {
+                cells.push(row.pseudo_videos.to_string());
+            }
+            if missing {
+                cells.push(row.missing_videos.to_string());
+            }
             cells.push(thousands(row.params));
             cells.push(format!("{:.1}", row.train_seconds_mean));
             cells
@@ -186,7 +227,7 @@ pub fn render_terminal(
             table.set_content_arrangement(ContentArrangement::Disabled);
         }
     }
-    table.set_header(header(metrics).into_iter().enumerate().map(|(i, h)| {
+    table.set_header(header(rows, metrics).into_iter().enumerate().map(|(i, h)| {
         let cell = Cell::new(h);
         if is_numeric_column(i) {
             // Headers of numeric columns line up with their numbers.
@@ -231,7 +272,7 @@ fn md_cell(text: &str) -> String {
 /// The output depends on nothing but the arguments (fixed 4 decimals, no timestamps, no
 /// terminal width), so it can be committed and diffed.
 pub fn render_markdown(rows: &[LeaderRow], metrics: &[&str], title: &str) -> String {
-    let head = header(metrics);
+    let head = header(rows, metrics);
     let mut out = format!("### {}\n\n", md_cell(title));
     let line = |cells: &[String]| {
         let escaped: Vec<String> = cells.iter().map(|c| md_cell(c)).collect();
@@ -257,10 +298,13 @@ mod tests {
             run_id: format!("{variant}-s{seed}"),
             experiment: "exp".into(),
             variant: variant.into(),
+            group: variant.into(),
             seed,
             metrics: BTreeMap::from([("accuracy".to_string(), acc), ("roc_auc".to_string(), auc)]),
             params,
             train_seconds: secs,
+            pseudo_videos: 0,
+            missing_videos: 0,
         }
     }
 
@@ -397,6 +441,35 @@ mod tests {
         for number in ["1,234,567", "0.7200 ± 0.0200", "100.0"] {
             assert!(text.contains(number), "{number} broken in\n{text}");
         }
+    }
+
+    #[test]
+    fn rows_are_configurations_not_names() {
+        // Two configurations that share a variant name stay two rows.
+        let mut a = run("mlp", 0, 0.6, 0.6, 1, 1.0);
+        let mut b = run("mlp", 0, 0.4, 0.4, 1, 1.0);
+        a.group = "epochs=12".into();
+        b.group = "epochs=20".into();
+        b.run_id = "other".into();
+        let rows = aggregate(&[a, b], "accuracy");
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|r| r.seeds == 1));
+    }
+
+    #[test]
+    fn counts_of_pool_and_left_out_videos_are_shown_when_present() {
+        let mut a = run("pseudo=on", 0, 0.6, 0.6, 1, 1.0);
+        a.pseudo_videos = 132;
+        a.missing_videos = 3;
+        let rows = aggregate(&[a, run("pseudo=off", 0, 0.5, 0.5, 1, 1.0)], "accuracy");
+        let md = render_markdown(&rows, &["accuracy"], "t");
+        assert!(md.contains("| pool videos | videos left out |"), "{md}");
+        assert!(
+            md.contains("| 132 | 3 |") && md.contains("| 0 | 0 |"),
+            "{md}"
+        );
+        let plain = aggregate(&sample(), "accuracy");
+        assert!(!render_markdown(&plain, &["accuracy"], "t").contains("pool videos"));
     }
 
     #[test]

@@ -196,10 +196,8 @@ pub fn leaderboard_svg(
     let seeds: Vec<Vec<f64>> = rows
         .iter()
         .map(|row| {
-            let mut runs: Vec<&RunResult> = per_seed
-                .iter()
-                .filter(|r| r.variant == row.variant)
-                .collect();
+            let mut runs: Vec<&RunResult> =
+                per_seed.iter().filter(|r| r.group == row.group).collect();
             runs.sort_by(|a, b| a.seed.cmp(&b.seed).then_with(|| a.run_id.cmp(&b.run_id)));
             runs.iter()
                 .filter_map(|r| r.metrics.get(metric).copied())
@@ -404,10 +402,13 @@ mod tests {
                     run_id: format!("{variant}-{seed}"),
                     experiment: "demo".into(),
                     variant: variant.into(),
+                    group: variant.into(),
                     seed: seed as u64,
                     metrics: BTreeMap::from([("accuracy".to_string(), acc)]),
                     params: 1000,
                     train_seconds: 1.0,
+                    pseudo_videos: 0,
+                    missing_videos: 0,
                 });
             }
         }

@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::dataset::{Example, Splits, normalize::POINTS};
-use crate::experiment::spec::{BackboneName, LossName, RunConfig};
+use crate::experiment::spec::{BackboneName, LossName, RunConfig, SelectBy};
 use crate::model::{Backbone, KeypointBatch, KeypointModel, KeypointModelConfig};
 use metrics::Metrics;
 
@@ -58,6 +58,7 @@ pub fn model_config(config: &RunConfig, channels: usize) -> KeypointModelConfig 
         layers: seq.layers,
         heads: seq.heads,
         max_tokens: seq.max_tokens,
+        max_frames: seq.max_frames,
         dropout: seq.dropout,
         gcn_channels: kp.gcn_channels,
         mlp_hidden: kp.mlp_hidden,
@@ -114,13 +115,23 @@ fn loss<B: Backend>(
         .div_scalar(total.max(f32::MIN_POSITIVE))
 }
 
-/// Class weights: inverse frequency in the training set (or 1, 1 for plain cross-entropy).
+/// Class weights: inverse frequency in the training set (or 1, 1 for plain cross-entropy),
+/// where each example counts with its own loss weight. Counting a pseudo-labelled video (weight
+/// 0.5, say) as a whole one would under-weigh its class: with the demo's 132 Win pool videos,
+/// Win would get about half the loss mass Lose gets, and every model would lean to Lose.
 fn class_weights(train: &[Example], loss: LossName) -> [f32; 2] {
     if loss == LossName::Ce {
         return [1.0, 1.0];
     }
-    let win = train.iter().filter(|e| e.label == 1).count().max(1) as f32;
-    let lose = train.iter().filter(|e| e.label == 0).count().max(1) as f32;
+    let mass = |label: u8| -> f32 {
+        let m: f32 = train
+            .iter()
+            .filter(|e| e.label == label)
+            .map(|e| e.weight)
+            .sum();
+        m.max(f32::MIN_POSITIVE)
+    };
+    let (lose, win) = (mass(0), mass(1));
     let n = win + lose;
     [n / (2.0 * lose), n / (2.0 * win)]
 }
@@ -154,6 +165,17 @@ fn predict<B: Backend>(
     (probs, loss_sum / weight_sum.max(f64::MIN_POSITIVE))
 }
 
+/// How good an epoch looks on validation, higher is better: (primary, tie-break).
+fn selection_score(select_by: SelectBy, log: &EpochLog) -> (f64, f64) {
+    let loss = -log.val_loss;
+    match select_by {
+        SelectBy::Loss => (loss, 0.0),
+        // A single-class validation split has no AUC: fall back to the loss alone.
+        SelectBy::RocAuc if log.val.roc_auc.is_nan() => (f64::NEG_INFINITY, loss),
+        SelectBy::RocAuc => (log.val.roc_auc, loss),
+    }
+}
+
 /// Trains one run on `splits`. Deterministic on CPU for a given seed.
 pub fn train<B: AutodiffBackend>(
     splits: &Splits,
@@ -178,7 +200,7 @@ pub fn train<B: AutodiffBackend>(
     let mut order: Vec<usize> = (0..splits.train.len()).collect();
     let mut step = 0;
     let mut logs = Vec::new();
-    let mut best: Option<(f64, usize, KeypointModel<B::InnerBackend>)> = None;
+    let mut best: Option<((f64, f64), usize, KeypointModel<B::InnerBackend>)> = None;
     let mut since_best = 0;
     // Without a validation split, the last epoch is the model evaluated.
     let val_set = if splits.val.is_empty() {
@@ -216,9 +238,10 @@ pub fn train<B: AutodiffBackend>(
             val: metrics::evaluate(&labels, &probs, 0.5),
         };
         observer.epoch_done(&log, t.epochs);
+        let score = selection_score(t.select_by, &log);
         logs.push(log);
-        if best.as_ref().is_none_or(|(l, _, _)| val_loss < *l) {
-            best = Some((val_loss, epoch, valid));
+        if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+            best = Some((score, epoch, valid));
             since_best = 0;
         } else {
             since_best += 1;
@@ -305,6 +328,30 @@ mod tests {
         c
     }
 
+    fn epoch(val_loss: f64, roc_auc: f64) -> EpochLog {
+        let mut val = metrics::evaluate(&[0, 1], &[0.2, 0.8], 0.5);
+        val.roc_auc = roc_auc;
+        EpochLog {
+            epoch: 1,
+            train_loss: 0.0,
+            val_loss,
+            val,
+        }
+    }
+
+    #[test]
+    fn selection_prefers_ranking_then_loss() {
+        let s = |l, a| selection_score(SelectBy::RocAuc, &epoch(l, a));
+        // A better AUC wins even at a higher loss; equal AUCs go to the lower loss.
+        assert!(s(0.9, 0.8) > s(0.69, 0.5));
+        assert!(s(0.6, 0.8) > s(0.7, 0.8));
+        // No AUC (one class in validation): below any real AUC, ordered by loss.
+        assert!(s(0.1, f64::NAN) < s(0.9, 0.1));
+        assert!(s(0.1, f64::NAN) > s(0.2, f64::NAN));
+        let l = |l, a| selection_score(SelectBy::Loss, &epoch(l, a));
+        assert!(l(0.69, 0.5) > l(0.9, 0.8));
+    }
+
     #[test]
     fn both_backbones_learn_a_plain_signal() {
         // burn-ndarray's random generator is global to the process: hold the tests' lock.
@@ -314,7 +361,7 @@ mod tests {
             val: separable(8, 8, 100),
             test: separable(10, 8, 200),
             channels: 3,
-            missing_keypoints: vec![],
+            missing: vec![],
             pseudo_labelled: 0,
         };
         for backbone in [BackboneName::Mlp, BackboneName::Gcn] {
@@ -335,6 +382,31 @@ mod tests {
     }
 
     #[test]
+    fn class_weights_balance_the_loss_mass_of_each_class() {
+        // 10 gold Lose, 10 gold Win and 20 pseudo-labelled Win at weight 0.5: Win's loss mass
+        // is 10 + 20 x 0.5 = 20, Lose's 10, together 30 (by hand), so Lose weighs 30 / (2 x 10)
+        // = 1.5 and Win 30 / (2 x 20) = 0.75. Counting videos instead would give 2 and 0.667.
+        let mut train = separable(20, 2, 0);
+        for (i, e) in separable(40, 2, 100).into_iter().enumerate() {
+            if i % 2 == 1 {
+                train.push(Example { weight: 0.5, ..e });
+            }
+        }
+        let [lose, win] = class_weights(&train, LossName::WeightedCe);
+        assert_eq!((lose, win), (1.5, 0.75));
+        // Each class then carries the same total weight.
+        let total = |label: u8, w: f32| -> f32 {
+            train
+                .iter()
+                .filter(|e| e.label == label)
+                .map(|e| e.weight * w)
+                .sum()
+        };
+        assert_eq!(total(0, lose), total(1, win));
+        assert_eq!(class_weights(&train, LossName::Ce), [1.0, 1.0]);
+    }
+
+    #[test]
     fn training_is_bit_identical_for_a_seed() {
         let _guard = crate::model::test_util::rng_lock();
         let splits = Splits {
@@ -342,7 +414,7 @@ mod tests {
             val: separable(4, 6, 100),
             test: separable(6, 6, 200),
             channels: 3,
-            missing_keypoints: vec![],
+            missing: vec![],
             pseudo_labelled: 0,
         };
         let mut c = config(BackboneName::Mlp);
