@@ -9,12 +9,15 @@
 mod classes;
 pub(crate) mod media;
 mod plan;
+mod signal;
 mod skeleton;
 mod write;
 
 use anyhow::Context;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
+
+pub use signal::SignalCheck;
 
 pub struct DemoOptions {
     pub seed: u64,
@@ -67,6 +70,9 @@ pub struct DemoSummary {
     pub text_embedding_files: Vec<PathBuf>,
     /// `pseudo_labels.jsonl`.
     pub pseudo_labels: PathBuf,
+    /// The generator's own check of the planted keypoint signal (see `signal.rs`); None when
+    /// the videos chosen lack a split or a class.
+    pub keypoint_check: Option<SignalCheck>,
 }
 
 /// Writes the dataset under `out_dir` (created if missing; existing files of ours are overwritten).
@@ -109,7 +115,6 @@ pub fn generate(
     let labels_csv = out_dir.join("labels.csv");
     let clips = write::write_labels(&plan, &labels_csv)
         .with_context(|| format!("writing {}", labels_csv.display()))?;
-    write::write_file(&out_dir.join("README.txt"), readme(opts, &plan).as_bytes())?;
     let pseudo_labels = out_dir.join("pseudo_labels.jsonl");
     write::write_file(
         &pseudo_labels,
@@ -117,7 +122,8 @@ pub fn generate(
     )?;
 
     let header = write::table_header();
-    let done: Vec<(u64, PathBuf, bool, Option<PathBuf>, PathBuf)> = plan
+    type Written = (u64, PathBuf, bool, Option<PathBuf>, PathBuf, Option<f64>);
+    let done: Vec<Written> = plan
         .videos
         .par_iter()
         .map(|v| {
@@ -141,23 +147,28 @@ pub fn generate(
                     media::CropMode::Ready(dir) => std::fs::create_dir_all(dir)?,
                 }
                 let mut media = media::MediaWriter::new(opts.seed, v, subject, mode);
+                let mut heads = signal::HeadHeights::default();
+                let mut sink = |f: u32, frame: &skeleton::FrameOut| {
+                    heads.on_frame(frame);
+                    media.on_frame(f, frame)
+                };
                 let (n, path) = if as_json {
                     let dir = op_dir.join(&id);
                     (
-                        write_json_video(opts.seed, v, subject, &dir, &mut media)?,
+                        write_json_video(opts.seed, v, subject, &dir, &mut sink)?,
                         dir,
                     )
                 } else {
                     let path = kp_dir.join(format!("{id}.csv"));
                     (
-                        write_table_video(opts.seed, v, subject, &header, &path, &mut media)?,
+                        write_table_video(opts.seed, v, subject, &header, &path, &mut sink)?,
                         path,
                     )
                 };
                 let embeddings = media.finish(&emb_dir)?;
                 let tone = media::write_transcript(opts.seed, v, &tr_dir)?;
                 let text = media::write_text_embedding(opts.seed, v, subject, tone, &te_dir)?;
-                anyhow::Ok((n, path, as_json, embeddings, text))
+                anyhow::Ok((n, path, as_json, embeddings, text, heads.median()))
             })();
             on_video();
             result.with_context(|| format!("writing video {}", v.id))
@@ -170,9 +181,21 @@ pub fn generate(
     let mut text_embedding_files: Vec<PathBuf> = done.iter().map(|d| d.4.clone()).collect();
     text_embedding_files.sort();
     let frames = done.iter().map(|d| d.0).sum();
+    let heights: Vec<(plan::Split, bool, f64)> = plan
+        .videos
+        .iter()
+        .zip(&done)
+        .filter_map(|(v, d)| Some((v.split, v.win, d.5?)))
+        .collect();
+    let keypoint_check = signal::check(&heights);
+    let mut text = readme(opts, &plan);
+    if let Some(check) = &keypoint_check {
+        text.push_str(&format!("\n{}\n", describe_check(check)));
+    }
+    write::write_file(&out_dir.join("README.txt"), text.as_bytes())?;
     let mut table_files = Vec::new();
     let mut json_dirs = Vec::new();
-    for (_, path, json, _, _) in done {
+    for (_, path, json, _, _, _) in done {
         if json {
             json_dirs.push(path);
         } else {
@@ -196,6 +219,7 @@ pub fn generate(
         transcripts_dir: tr_dir,
         text_embedding_files,
         pseudo_labels,
+        keypoint_check,
     })
 }
 
@@ -241,6 +265,19 @@ fn clear_previous(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line on what the planted keypoint signal allows, for people to read.
+pub fn describe_check(check: &SignalCheck) -> String {
+    format!(
+        "planted keypoint signal (SYNTHETIC): Lose players sit slumped, head lower by {:.2} \
+         shoulder half-widths on average; a one-number rule (median head height, threshold \
+         fitted on {} training videos) reaches {:.2} accuracy on the {} test videos",
+        signal::LOSE_SLUMP,
+        check.train_videos,
+        check.test_accuracy,
+        check.test_videos
+    )
 }
 
 fn readme(opts: &DemoOptions, plan: &plan::Plan) -> String {
@@ -291,7 +328,7 @@ fn write_table_video(
     subject: &plan::Subject,
     header: &str,
     path: &Path,
-    media: &mut media::MediaWriter,
+    sink: &mut dyn FnMut(u32, &skeleton::FrameOut) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
     let mut r = skeleton::Renderer::new(seed, v, subject);
     let mut frame = skeleton::FrameOut::new();
@@ -302,7 +339,7 @@ fn write_table_video(
     let mut buf = Vec::with_capacity(64 * 1024);
     for f in 0..v.frames {
         r.frame(f, &mut frame);
-        media.on_frame(f, &frame)?;
+        sink(f, &frame)?;
         write::push_table_row(&mut buf, f, frame.present.then_some(&frame.player));
         if buf.len() > 48 * 1024 {
             out.write_all(&buf)?;
@@ -319,7 +356,7 @@ fn write_json_video(
     v: &plan::VideoPlan,
     subject: &plan::Subject,
     dir: &Path,
-    media: &mut media::MediaWriter,
+    sink: &mut dyn FnMut(u32, &skeleton::FrameOut) -> anyhow::Result<()>,
 ) -> anyhow::Result<u64> {
     std::fs::create_dir_all(dir)?;
     let mut r = skeleton::Renderer::new(seed, v, subject);
@@ -328,7 +365,7 @@ fn write_json_video(
     let mut written = 0;
     for f in 0..v.frames {
         r.frame(f, &mut frame);
-        media.on_frame(f, &frame)?;
+        sink(f, &frame)?;
         if frame.skip_file {
             continue;
         }

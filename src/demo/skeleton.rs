@@ -387,8 +387,9 @@ pub(crate) struct Renderer {
     active: Vec<usize>,
     cam: V2,
     zoom: f64,
-    /// Lose videos: head a little lower (pixels). Tiny next to subject differences.
-    head_drop: f64,
+    /// The planted label signal: how much lower the head sits, in shoulder half-widths
+    /// (see `signal.rs`).
+    slump: f64,
     from: Posture,
     to: Posture,
     t0: u32,
@@ -448,7 +449,7 @@ impl Renderer {
             active: Vec::new(),
             cam,
             zoom,
-            head_drop: if video.win { 0.0 } else { 2.0 },
+            slump: super::signal::slump(seed, video),
             from: Posture::default(),
             to: Posture::default(),
             t0: 0,
@@ -553,7 +554,7 @@ impl Renderer {
         let l_sh = add(neck, [u, (-lk.shoulder_tilt - shoulder_up) * u]);
         let head = add(
             add(neck, rot([0.0, -lk.neck_len * u], roll)),
-            [0.0, (head_dy + 0.3 * pitch) * u + self.head_drop],
+            [0.0, (head_dy + 0.3 * pitch + self.slump) * u],
         );
         let fw = lk.face * u;
         let (sy, cy) = yaw.sin_cos();
