@@ -160,6 +160,11 @@ fn sigkill_at_many_moments() {
         seen_old > 0,
         "no kill landed before the commit; the test proves nothing"
     );
+    // The last kills come after a whole ingest's time: the new snapshot must be there whole.
+    assert!(
+        seen_new > 0,
+        "no ingest finished, even given 1.25x its time"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Other Parquet readers can read the store: pyarrow reads every part and sees the same rows
-//! and values. `.ci/run` installs pyarrow and sets XP_REQUIRE_PYARROW=1, so CI cannot skip it.
+//! Other readers can read the store: pyarrow and DuckDB each read every part of a store that
+//! holds every modality and run results, and the rows they read for each table equal the rows
+//! `xp sql` returns. `.ci/run` installs both and sets XP_REQUIRE_PYARROW=1, so CI cannot skip it.
 
 mod common;
 
@@ -7,29 +8,82 @@ use std::process::Command;
 
 use common::*;
 
+/// Reads the store with pyarrow and DuckDB, independently of xp's reader, and compares every
+/// table with xp's own answer (`SELECT *` exported as Parquet, read back with pyarrow).
 const SCRIPT: &str = r#"
-import json, sys, glob
+import glob, json, os, sys
+import duckdb
 import pyarrow.parquet as pq
-out = {}
-for path in sorted(glob.glob(sys.argv[1] + "/parts/*.parquet")):
-    t = pq.read_table(path)
-    d = {"rows": t.num_rows, "columns": t.column_names}
-    if "body" in t.column_names:
-        body = t.column("body").to_pylist()
-        d["body_sum"] = sum(sum(v) for v in body if v is not None)
-        d["body_len"] = len(next(v for v in body if v is not None))
-    out[path.rsplit("/", 1)[1]] = d
-print(json.dumps(out))
+
+store, exports = sys.argv[1], sys.argv[2]
+
+def norm(v):
+    if isinstance(v, (list, tuple)):
+        return [norm(x) for x in v]
+    if isinstance(v, memoryview):
+        return bytes(v)
+    if isinstance(v, dict):
+        return {k: norm(x) for k, x in v.items()}
+    return v
+
+def rows_sorted(rows):
+    return sorted((norm(r) for r in rows), key=repr)
+
+# Every part file, referenced or not, opens in both readers.
+parts = sorted(glob.glob(store + "/parts/*.parquet"))
+con = duckdb.connect()
+for p in parts:
+    assert pq.read_table(p).num_rows >= 0
+    con.sql(f"SELECT COUNT(*) FROM read_parquet('{p}')").fetchall()
+
+log = max(os.listdir(store + "/log"))
+snapshot_id = json.load(open(f"{store}/log/{log}"))["snapshot"]
+snapshot = json.load(open(f"{store}/snapshots/{snapshot_id}.json"))
+report = {"parts": len(parts), "tables": {}}
+for table, version in sorted(snapshot["tables"].items()):
+    files = [f"{store}/parts/{p['file']}.parquet"
+             for p in json.load(open(f"{store}/tables/{version}.json"))["parts"]]
+    arrow_rows = []
+    for f in files:
+        arrow_rows += pq.read_table(f).to_pylist()
+    rel = con.sql("SELECT * FROM read_parquet([" + ", ".join(f"'{f}'" for f in files) + "])")
+    names = rel.columns
+    duck_rows = [dict(zip(names, r)) for r in rel.fetchall()]
+    xp_rows = pq.read_table(f"{exports}/{table}.parquet").to_pylist()
+    xp_sorted = rows_sorted(xp_rows)
+    report["tables"][table] = {
+        "rows": len(xp_rows),
+        "parts": len(files),
+        "pyarrow_equal": rows_sorted(arrow_rows) == xp_sorted,
+        "duckdb_equal": rows_sorted(duck_rows) == xp_sorted,
+    }
+print(json.dumps(report))
 "#;
 
+/// The stored tables (every layout but `builtin`): each must be covered.
+const TABLES: &[&str] = &[
+    "clips",
+    "crops",
+    "embeddings",
+    "frames",
+    "keypoints",
+    "metrics",
+    "predictions",
+    "pseudo_labels",
+    "runs",
+    "text_embeddings",
+    "transcripts",
+    "videos",
+];
+
 #[test]
-fn pyarrow_reads_every_part() {
+fn pyarrow_and_duckdb_read_every_part_as_xp_does() {
     let probe = Command::new("python3")
-        .args(["-c", "import pyarrow"])
+        .args(["-c", "import pyarrow, duckdb"])
         .output();
     if !matches!(&probe, Ok(o) if o.status.success()) {
-        let msg = "SKIPPED pyarrow_reads_every_part: python3 with pyarrow is not installed \
-                   (pip install pyarrow)";
+        let msg = "SKIPPED pyarrow_and_duckdb_read_every_part_as_xp_does: python3 with pyarrow \
+                   and duckdb is not installed (pip install pyarrow duckdb)";
         if std::env::var_os("XP_REQUIRE_PYARROW").is_some() {
             panic!("{msg}, but XP_REQUIRE_PYARROW is set");
         }
@@ -38,16 +92,55 @@ fn pyarrow_reads_every_part() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let labels = write_labels(tmp.path(), &[1, 2]);
     xp_ok(
         &store,
-        &["ingest", "imigue-labels", labels.to_str().unwrap()],
+        &[
+            "demo",
+            "--out",
+            tmp.path().join("demo").to_str().unwrap(),
+            "--videos",
+            "24",
+            "--frame-scale",
+            "0.01",
+            "--json-videos",
+            "1",
+        ],
     );
-    let v = write_openpose_video(tmp.path(), 1, 4);
-    xp_ok(&store, &["ingest", "openpose", v.to_str().unwrap()]);
-
+    let tiny = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny.yaml");
+    xp_ok(
+        &store,
+        &[
+            "run",
+            tiny.to_str().unwrap(),
+            "--set",
+            "model.keypoints.backbone=mlp",
+            "--set",
+            "seeds=[0]",
+        ],
+    );
+    let exports = tmp.path().join("exports");
+    std::fs::create_dir_all(&exports).unwrap();
+    for table in TABLES {
+        let file = exports.join(format!("{table}.parquet"));
+        xp_ok(
+            &store,
+            &[
+                "sql",
+                &format!("SELECT * FROM {table}"),
+                "--format",
+                "parquet",
+                "--output",
+                file.to_str().unwrap(),
+            ],
+        );
+    }
     let out = Command::new("python3")
-        .args(["-c", SCRIPT, store.to_str().unwrap()])
+        .args([
+            "-c",
+            SCRIPT,
+            store.to_str().unwrap(),
+            exports.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(
@@ -55,22 +148,20 @@ fn pyarrow_reads_every_part() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let parts = parsed.as_object().unwrap();
-    assert_eq!(
-        parts.len(),
-        3,
-        "videos, clips and one keypoint part: {parsed}"
-    );
-    let keypoints = parts
-        .values()
-        .find(|p| p.get("body_sum").is_some())
-        .expect("a keypoint part");
-    assert_eq!(keypoints["rows"], 4);
-    assert_eq!(keypoints["body_len"], 75);
-    // Frame f has body values f + i * 0.5 for i in 0..75.
-    let expected: f64 = (0..4)
-        .map(|f| (0..75).map(|i| f as f64 + i as f64 * 0.5).sum::<f64>())
-        .sum();
-    assert_eq!(keypoints["body_sum"].as_f64().unwrap(), expected);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tables = report["tables"].as_object().unwrap();
+    let names: Vec<&str> = tables.keys().map(String::as_str).collect();
+    assert_eq!(names, TABLES, "every stored table is covered: {report}");
+    for (table, r) in tables {
+        assert!(
+            r["rows"].as_u64().unwrap() > 0,
+            "{table} is empty: {report}"
+        );
+        assert_eq!(
+            r["pyarrow_equal"], true,
+            "{table}: pyarrow differs: {report}"
+        );
+        assert_eq!(r["duckdb_equal"], true, "{table}: DuckDB differs: {report}");
+    }
+    assert!(report["parts"].as_u64().unwrap() >= TABLES.len() as u64);
 }

@@ -14,7 +14,7 @@ use image::{Rgb, RgbImage};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use xp::ingest::boxes::PixelBox;
-use xp::ingest::images::{CropStyle, crop_jpeg, encode_jpeg};
+use xp::ingest::images::encode_jpeg;
 use xp::ingest::{npy, safetensors_file};
 
 /// A store with labels for videos 1..=4.
@@ -119,12 +119,87 @@ fn npy_float32_and_float16_round_trip_bit_exact() {
         assert_eq!(v, &bits(&v32[i * 768..(i + 1) * 768]));
     }
     let got = stored_vectors(&store, "embeddings", 2, "frame");
+    assert_eq!(got.len(), 3);
     let widened: Vec<f32> = v16
         .iter()
         .map(|&x| half::f16::from_f32(x).to_f32())
         .collect();
-    for (i, (_, v)) in got.iter().enumerate() {
+    for (i, (frame, v)) in got.iter().enumerate() {
+        assert_eq!(*frame, Some(4 * i as i32));
         assert_eq!(v, &bits(&widened[i * 768..(i + 1) * 768]));
+    }
+}
+
+/// numpy writes `.npy` files of every kind xp reads; beside each, the same values as raw
+/// little-endian float32 (`tofile`), the independent reference.
+const NUMPY_WRITER: &str = r#"
+import sys
+import numpy as np
+out = sys.argv[1]
+rng = np.random.default_rng(7)
+cases = {
+    "f32": rng.standard_normal((3, 768)).astype("<f4"),
+    "f16": rng.standard_normal((5, 768)).astype("<f2"),
+    "big_endian": rng.standard_normal((2, 384)).astype(">f4"),
+    "vector": rng.standard_normal(768).astype("<f4"),
+    "many_rows": rng.standard_normal((1000, 64)).astype("<f4"),
+    "fortran_one_row": np.asfortranarray(rng.standard_normal((1, 32)).astype("<f4")),
+}
+for name, a in cases.items():
+    np.save(f"{out}/{name}.npy", a)
+    a.astype("<f4").tofile(f"{out}/{name}.raw")
+# Format version 2.0 (a 4-byte header length), as numpy writes for very long headers.
+a = rng.standard_normal((4, 16)).astype("<f4")
+with open(f"{out}/version2.npy", "wb") as f:
+    np.lib.format.write_array(f, a, version=(2, 0))
+a.tofile(f"{out}/version2.raw")
+"#;
+
+#[test]
+fn npy_files_numpy_wrote_read_back_exactly() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output();
+    if !matches!(&probe, Ok(o) if o.status.success()) {
+        let msg = "SKIPPED npy_files_numpy_wrote_read_back_exactly: python3 with numpy is not \
+                   installed (pip install numpy)";
+        if std::env::var_os("XP_REQUIRE_NUMPY").is_some() {
+            panic!("{msg}, but XP_REQUIRE_NUMPY is set");
+        }
+        eprintln!("{msg}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", NUMPY_WRITER, tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases = [
+        ("f32", 3, 768),
+        ("f16", 5, 768),
+        ("big_endian", 2, 384),
+        ("vector", 1, 768),
+        ("many_rows", 1000, 64),
+        ("fortran_one_row", 1, 32),
+        ("version2", 4, 16),
+    ];
+    for (name, rows, dim) in cases {
+        let mut reader = npy::NpyReader::open(&tmp.path().join(format!("{name}.npy")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((reader.rows(), reader.dim()), (rows, dim), "{name}");
+        let mut got = Vec::new();
+        while reader.read_rows(7, &mut got).unwrap() > 0 {}
+        let raw = std::fs::read(tmp.path().join(format!("{name}.raw"))).unwrap();
+        let expected: Vec<u32> = raw
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        assert_eq!(bits(&got), expected, "{name}: values differ from numpy's");
     }
 }
 
@@ -438,19 +513,40 @@ fn frames_with_yolo_and_ultralytics_boxes_are_cut_at_the_person() {
         2
     );
     assert!(r.column(6).as_boolean().value(2), "frame 2 has no crop");
-    // The stored bytes are exactly the JPEG of those pixels.
+    // The stored JPEGs show those pixels of those frames.
     let got = stored_crops(&store, 1);
     assert_eq!(got.len(), 2);
-    assert_eq!(
-        got[0],
-        (0, crop_jpeg(&pics[0], b0, &CropStyle::default()).0)
+    assert_eq!((got[0].0, got[1].0), (0, 1));
+    assert_is_crop_of(&got[0].1, &pics[0], b0);
+    assert_is_crop_of(&got[1].1, &pics[1], pixel_box(1));
+}
+
+/// Mean absolute difference per channel between an image and a region of another.
+fn mean_abs_diff(a: &RgbImage, b: &RgbImage, x: u32, y: u32) -> f64 {
+    let mut sum = 0u64;
+    for (px, py, p) in a.enumerate_pixels() {
+        let q = b.get_pixel(x + px, y + py);
+        sum += (0..3).map(|c| u64::from(p[c].abs_diff(q[c]))).sum::<u64>();
+    }
+    sum as f64 / (3 * a.width() * a.height()) as f64
+}
+
+/// Checks a stored crop against the source frame itself (not against xp's own encoder): it
+/// decodes to the box's size, its pixels match the box's region within JPEG loss, and match
+/// it far better than the same region one pixel off.
+fn assert_is_crop_of(jpeg: &[u8], frame: &RgbImage, b: PixelBox) {
+    let decoded = image::load_from_memory(jpeg).unwrap().to_rgb8();
+    assert_eq!((decoded.width(), decoded.height()), (b.w, b.h), "{b:?}");
+    let right = mean_abs_diff(&decoded, frame, b.x, b.y);
+    let shifted_x = if b.x > 0 { b.x - 1 } else { b.x + 1 };
+    let shifted = mean_abs_diff(&decoded, frame, shifted_x, b.y);
+    assert!(
+        right < 12.0,
+        "{b:?}: mean difference {right} from the source region"
     );
-    assert_eq!(
-        got[1],
-        (
-            1,
-            crop_jpeg(&pics[1], pixel_box(1), &CropStyle::default()).0
-        )
+    assert!(
+        right * 2.0 < shifted,
+        "{b:?}: {right} vs {shifted} one pixel off"
     );
 }
 
@@ -780,6 +876,13 @@ fn video_files_decode_through_ffmpeg_or_say_it_is_missing() {
     };
     for (i, (frame, bytes)) in got.iter().enumerate() {
         assert_eq!(*frame, i as i32);
-        assert_eq!(bytes, &crop_jpeg(&pics[i], b, &CropStyle::default()).0);
+        assert_is_crop_of(bytes, &pics[i], b);
+        // Each frame's own pixels, not a neighbour's.
+        let decoded = image::load_from_memory(bytes).unwrap().to_rgb8();
+        let other = &pics[(i + 1) % pics.len()];
+        assert!(
+            mean_abs_diff(&decoded, &pics[i], b.x, b.y) * 2.0
+                < mean_abs_diff(&decoded, other, b.x, b.y)
+        );
     }
 }

@@ -282,3 +282,45 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
     }
     Ok(splits)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::keypoints::{KeypointRow, VideoKeypoints};
+
+    fn person(frame: i32, x: f32) -> KeypointRow {
+        KeypointRow {
+            frame,
+            person: Some(0),
+            person_id: Some(-1),
+            streams: [
+                Some(vec![x; 75]),
+                Some(vec![0.5; 210]),
+                Some(vec![0.5; 63]),
+                Some(vec![0.5; 63]),
+            ],
+            source: 0,
+        }
+    }
+
+    #[test]
+    fn a_video_starts_at_its_first_observed_frame() {
+        // A dump that starts at frame 5,000 (the first 5,000 frames were never processed):
+        // three frames, one missing in between.
+        let video = VideoKeypoints {
+            video_id: 7,
+            rows: vec![person(5_000, 0.25), person(5_001, 0.5), person(5_003, 0.75)],
+            sources: vec!["s".into()],
+        };
+        let dir = std::env::temp_dir().join(crate::store::fsutil::unique_name("xp-first-frame"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("part.parquet");
+        std::fs::write(&path, part::encode(&video.to_batch().unwrap()).unwrap()).unwrap();
+        let raw = read_raw(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(raw.frames.len(), 4, "frames 5000..=5003, not 5004 slots");
+        assert_eq!(raw.frames[0].as_ref().unwrap()[0], 0.25);
+        assert!(raw.frames[2].is_none(), "frame 5002 was missing");
+        assert_eq!(raw.frames[3].as_ref().unwrap()[0], 0.75);
+    }
+}

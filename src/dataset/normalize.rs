@@ -150,7 +150,9 @@ mod tests {
         assert_eq!(s, vec![50, 150, 250, 350, 450, 550, 650, 750, 850, 950]);
     }
 
-    fn frame_with(neck: (f32, f32), shoulder_half: f32) -> Vec<f32> {
+    /// A frame with the neck at `neck`, shoulders `shoulder_half` px to each side, and face
+    /// point 30 `face_up` px above the neck.
+    fn frame_with(neck: (f32, f32), shoulder_half: f32, face_up: f32) -> Vec<f32> {
         let mut f = vec![0.0; POINTS * 3];
         let mut set = |p: usize, x: f32, y: f32| {
             f[p * 3] = x;
@@ -160,18 +162,20 @@ mod tests {
         set(NECK, neck.0, neck.1);
         set(R_SHOULDER, neck.0 - shoulder_half, neck.1);
         set(L_SHOULDER, neck.0 + shoulder_half, neck.1);
-        set(30, neck.0, neck.1 - 50.0); // a face point
+        set(30, neck.0, neck.1 - face_up);
         f
     }
 
     #[test]
     fn features_are_centred_scaled_and_offset() {
+        // The body moves right 10 px a frame; the face point rises 10 px a frame relative to
+        // the neck (50, gap, 70, 80 px above it). Shoulder width 100 px.
         let video = RawVideo {
             frames: vec![
-                Some(frame_with((600.0, 400.0), 50.0)),
+                Some(frame_with((600.0, 400.0), 50.0, 50.0)),
                 None,
-                Some(frame_with((610.0, 400.0), 50.0)),
-                Some(frame_with((620.0, 400.0), 50.0)),
+                Some(frame_with((620.0, 400.0), 50.0, 70.0)),
+                Some(frame_with((630.0, 400.0), 50.0, 80.0)),
             ],
         };
         let all = [StreamName::Body, StreamName::Face, StreamName::Hands];
@@ -182,14 +186,21 @@ mod tests {
         assert_eq!(at(0, NECK, 0), 0.0);
         assert_eq!(at(0, L_SHOULDER, 0), 0.5);
         assert_eq!(at(0, 30, 1), -0.5);
-        // The empty frame is all zero; the frame after it has no offsets.
+        assert_eq!(at(3, 30, 1), -0.8);
+        // The empty frame is all zero.
         assert!((0..POINTS * 5).all(|i| f[POINTS * 5 + i] == 0.0));
-        assert_eq!(at(2, NECK, 3), 0.0);
+        // No offsets at the first frame, nor right after the gap (no previous frame)...
+        assert_eq!((at(0, 30, 3), at(0, 30, 4)), (0.0, 0.0));
+        assert_eq!((at(2, 30, 3), at(2, 30, 4)), (0.0, 0.0));
+        // ...then the change since the previous frame: the face point rose 0.1 body widths.
+        assert_eq!(at(3, 30, 3), 0.0);
+        assert!((at(3, 30, 4) - -0.1).abs() < 1e-6, "{}", at(3, 30, 4));
         // Centred per frame, so a moving body has zero offsets at the neck.
         assert_eq!(at(3, NECK, 3), 0.0);
-        // Dropping the face stream zeroes its points.
+        // Dropping the face stream zeroes its points in every frame.
         let (_, nf) = features(&video, 10, Sampling::Uniform, &[StreamName::Body], false);
-        assert_eq!(nf[(POINTS + 30) * 3 + 2], 0.0);
         assert_eq!(nf[30 * 3 + 2], 0.0);
+        assert_eq!(nf[(3 * POINTS + 30) * 3 + 2], 0.0);
+        assert_eq!(nf[(3 * POINTS + L_SHOULDER) * 3 + 2], 0.9);
     }
 }

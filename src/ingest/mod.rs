@@ -67,19 +67,9 @@ pub struct IngestSummary {
     pub outcome: CommitOutcome,
 }
 
+/// `1536` -> `1.50 KiB` (indicatif's formatting, the same as the progress bars').
 fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    indicatif::BinaryBytes(n).to_string()
 }
 
 impl fmt::Display for IngestSummary {

@@ -8,6 +8,12 @@
 //! Embedding files (one vector per video frame) run to gigabytes, so the reader checks the
 //! header and the file length up front and then streams rows in bounded chunks: memory stays
 //! flat whatever the file size.
+//!
+//! Why not the `npyz` crate: its streaming reader (`NpyFile::data`) yields one `Result` per
+//! element, where this reader decodes 1 MiB chunks on the ingest's hot path, and it reports a
+//! bad header as a generic I/O error, where xp names the key and says what to do (a float64
+//! `descr`, a column-major array). Files numpy itself wrote are the reference in
+//! `tests/modalities.rs` (`npy_files_numpy_wrote_read_back_exactly`).
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};

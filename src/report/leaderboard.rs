@@ -139,17 +139,9 @@ fn metric_cell(row: &LeaderRow, metric: &str) -> String {
     }
 }
 
-/// `1234567` → `"1,234,567"`.
+/// `1234567` → `"1,234,567"` (indicatif's formatting).
 fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
+    indicatif::HumanCount(n).to_string()
 }
 
 /// The count columns a board needs: pool videos trained on, protocol videos left out. Each is
