@@ -58,7 +58,8 @@ pub enum Command {
         long_about = "Delete files that no kept snapshot references: parts, table \
         versions and snapshots left by interrupted writers or superseded by later commits \
         (with --keep), and the staging folders of killed writers.\n\n\
-        By default every snapshot in the log is kept, so only true garbage goes."
+        By default every snapshot in the log is kept, so only true garbage goes. gc takes the \
+        store's lock exclusively and refuses to start while a writer holds it."
     )]
     Gc {
         /// Keep only the snapshots of the newest N log entries (the log itself stays).
@@ -97,8 +98,10 @@ pub enum Command {
         committing each run's results (runs, metrics, predictions) to the store as it \
         finishes, then print the leaderboard and write it with plots to --report-dir.\n\n\
         A run's id is the blake3 of its resolved config, seed and device, the data snapshot it \
-        reads and the xp version; a run whose id has results is skipped (--force re-runs it). A killed `xp run` \
-        loses at most the run in progress: run it again to resume.\n\n\
+        reads and the code fingerprint (the source that can change a result); a run whose id \
+        has results is skipped (--force re-runs it). Runs made by another build of xp are \
+        trained again, unless --reuse-other-code. A killed `xp run` loses at most the run in \
+        progress: run it again to resume.\n\n\
         Examples:\n  xp run experiments/mlp_vs_gcn.yaml\n  \
         xp run experiments/mlp_vs_gcn.yaml --dry-run\n  \
         xp run experiments/mlp_vs_gcn.yaml --set train.epochs=3 --set 'seeds=[0]'"
@@ -125,13 +128,22 @@ pub enum Command {
         /// Run id or prefix.
         b: String,
     },
-    /// The leaderboard of an experiment: mean and spread over seeds per variant.
+    /// The leaderboard of an experiment: mean and spread over seeds per configuration.
     #[command(
-        long_about = "One row per variant: mean ± standard deviation over seeds of each \
-        test metric, the parameter count and the training time, sorted by the protocol \
-        metric (accuracy).\n\n\
-        --regenerate re-runs every recorded run of the experiment from scratch in a fresh \
-        scratch store and fails (exit 1), listing the differences, if any number changes."
+        long_about = "One row per configuration: mean ± standard deviation over seeds of \
+        each test metric, the parameter count and the training time, sorted by the protocol \
+        metric (accuracy). Rows group runs by their resolved config (all but the seed) and \
+        code, never by the variant's name.\n\n\
+        Named by the experiment, the board shows per variant the configuration this build ran \
+        last; named by its YAML file, exactly the runs the file resolves to now. Runs of an \
+        older configuration or of another build are hidden with a note; --all shows them, \
+        each in its own row.\n\n\
+        --regenerate re-runs the runs shown from scratch in a fresh scratch store and fails \
+        (exit 1), listing the differences, if any number changes; it refuses runs made by \
+        other code.\n\n\
+        Examples:\n  xp leaderboard mlp_vs_gcn\n  \
+        xp leaderboard experiments/mlp_vs_gcn.yaml --format md\n  \
+        xp leaderboard mlp_vs_gcn --all"
     )]
     Leaderboard(LeaderboardArgs),
 }

@@ -287,3 +287,40 @@ fn pose_looks_like_a_seated_player() {
     assert!(present as f64 > 0.97 * f64::from(v.frames));
     assert!((rh_missing as f64) < 0.25 * present as f64);
 }
+
+#[test]
+fn the_planted_keypoint_signal_is_modest_and_readable() {
+    // Every protocol video of the full plan, rendered (keypoints only) at the default length.
+    let p = plan::plan(&DemoOptions::default());
+    let heights: Vec<(Split, bool, f64)> = p
+        .videos
+        .par_iter()
+        .filter(|v| v.split != Split::Pool)
+        .filter_map(|v| {
+            let mut r = skeleton::Renderer::new(0, v, &p.subjects[v.subject - 1]);
+            let mut out = skeleton::FrameOut::new();
+            let mut heads = signal::HeadHeights::default();
+            for f in 0..v.frames {
+                r.frame(f, &mut out);
+                heads.on_frame(&out);
+            }
+            Some((v.split, v.win, heads.median()?))
+        })
+        .collect();
+    let check = signal::check(&heights).unwrap();
+    assert_eq!((check.train_videos, check.test_videos), (102, 100));
+    // Readable (the old demo's signal gave a rule about 0.55), yet far from certain.
+    assert!((0.65..=0.8).contains(&check.test_accuracy), "{check:?}");
+    // Lose videos do sit lower on average, in train and in test alike.
+    let mean = |split: Split, win: bool| {
+        let v: Vec<f64> = heights
+            .iter()
+            .filter(|h| h.0 == split && h.1 == win)
+            .map(|h| h.2)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    for split in [Split::Train, Split::Test] {
+        assert!(mean(split, true) > mean(split, false), "{split:?}");
+    }
+}

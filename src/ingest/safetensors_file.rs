@@ -559,6 +559,11 @@ enum HeaderEntry<'a> {
 /// Writes a safetensors file (tensors written in the given order; header JSON with sorted
 /// keys, padded with spaces to a multiple of 8 bytes as the reference implementation does).
 /// Deterministic bytes.
+///
+/// Why not the `safetensors` crate here: only the demo and the tests write these files, and
+/// this writer is a few dozen lines; the crate stays a dev-dependency, and the unit tests
+/// below read every file this writer makes back through it (and xp's reader reads the
+/// crate's own files).
 pub fn write(
     path: &Path,
     tensors: &[(&str, &[usize], TensorData<'_>)],

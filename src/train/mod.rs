@@ -166,7 +166,9 @@ fn predict<B: Backend>(
 }
 
 /// How good an epoch looks on validation, higher is better: (primary, tie-break).
-fn selection_score(select_by: SelectBy, log: &EpochLog) -> (f64, f64) {
+type Score = (f64, f64);
+
+fn selection_score(select_by: SelectBy, log: &EpochLog) -> Score {
     let loss = -log.val_loss;
     match select_by {
         SelectBy::Loss => (loss, 0.0),
@@ -200,7 +202,7 @@ pub fn train<B: AutodiffBackend>(
     let mut order: Vec<usize> = (0..splits.train.len()).collect();
     let mut step = 0;
     let mut logs = Vec::new();
-    let mut best: Option<((f64, f64), usize, KeypointModel<B::InnerBackend>)> = None;
+    let mut best: Option<(Score, usize, KeypointModel<B::InnerBackend>)> = None;
     let mut since_best = 0;
     // Without a validation split, the last epoch is the model evaluated.
     let val_set = if splits.val.is_empty() {
