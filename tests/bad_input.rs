@@ -118,14 +118,24 @@ fn plain(col: usize) -> String {
 
 /// A keypoint table with a header and two frames; `cell(row, value_column)` gives the text.
 fn table_file(dir: &Path, name: &str, cell: impl Fn(usize, usize) -> String) -> PathBuf {
+    table_with_frames(dir, name, &[0, 1], cell)
+}
+
+/// A keypoint table with a header and one row per frame number in `frames`.
+fn table_with_frames(
+    dir: &Path,
+    name: &str,
+    frames: &[i64],
+    cell: impl Fn(usize, usize) -> String,
+) -> PathBuf {
     let mut text = String::from("frame");
     for n in xp::ingest::openpose_table::value_column_names() {
         text.push(',');
         text.push_str(&n);
     }
     text.push('\n');
-    for row in 0..2 {
-        text.push_str(&row.to_string());
+    for (row, frame) in frames.iter().enumerate() {
+        text.push_str(&frame.to_string());
         for col in 0..411 {
             text.push(',');
             text.push_str(&cell(row, col));
@@ -187,22 +197,7 @@ fn implausible_frame_numbers() {
         &["ingest", "openpose", dir.to_str().unwrap()],
         &["2_002147483000_keypoints.json", "implausible", "10 hours"],
     );
-    let mut text = String::from("frame");
-    for n in xp::ingest::openpose_table::value_column_names() {
-        text.push(',');
-        text.push_str(&n);
-    }
-    text.push('\n');
-    for frame in [0, 99_000_000] {
-        text.push_str(&frame.to_string());
-        for col in 0..411 {
-            text.push(',');
-            text.push_str(&plain(col));
-        }
-        text.push('\n');
-    }
-    let table = tmp.path().join("3.csv");
-    std::fs::write(&table, text).unwrap();
+    let table = table_with_frames(tmp.path(), "3.csv", &[0, 99_000_000], |_, col| plain(col));
     refused(
         &store,
         &["ingest", "openpose-table", table.to_str().unwrap()],

@@ -182,6 +182,19 @@ fn run_grid_skip_determinism_regenerate() {
         regen.contains("regenerated 8 runs from scratch: every number is identical"),
         "{regen}"
     );
+    // And it does see a change: regenerate one run with another seed's settings.
+    let opened = xp::store::Store::open(&store).unwrap();
+    let head = opened.head().unwrap();
+    let stored = xp::experiment::results::read_runs(&opened, &head.snapshot).unwrap();
+    let (a, b) = (&stored[0], &stored[1]);
+    assert_ne!(a.seed, b.seed);
+    let mut forged = a.clone();
+    forged.config = b.config.clone();
+    let diffs = xp::experiment::regenerate::regenerate(&opened, &[forged], &|_| {}).unwrap();
+    assert!(
+        !diffs.is_empty(),
+        "a run regenerated with another seed matched"
+    );
 
     // show and diff.
     let runs = xp_ok(&store, &["runs", "--experiment", "tiny"]);

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 /// Reads the store with pyarrow and DuckDB, independently of xp's reader, and compares every
@@ -78,16 +76,11 @@ const TABLES: &[&str] = &[
 
 #[test]
 fn pyarrow_and_duckdb_read_every_part_as_xp_does() {
-    let probe = Command::new("python3")
-        .args(["-c", "import pyarrow, duckdb"])
-        .output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        let msg = "SKIPPED pyarrow_and_duckdb_read_every_part_as_xp_does: python3 with pyarrow \
-                   and duckdb is not installed (pip install pyarrow duckdb)";
-        if std::env::var_os("XP_REQUIRE_PYARROW").is_some() {
-            panic!("{msg}, but XP_REQUIRE_PYARROW is set");
-        }
-        eprintln!("{msg}");
+    if !python_with(
+        "pyarrow, duckdb",
+        "pyarrow_and_duckdb_read_every_part_as_xp_does",
+        "XP_REQUIRE_PYARROW",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -134,21 +127,11 @@ fn pyarrow_and_duckdb_read_every_part_as_xp_does() {
             ],
         );
     }
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            SCRIPT,
-            store.to_str().unwrap(),
-            exports.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_python(
+        SCRIPT,
+        &[store.to_str().unwrap(), exports.to_str().unwrap()],
     );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let tables = report["tables"].as_object().unwrap();
     let names: Vec<&str> = tables.keys().map(String::as_str).collect();
     assert_eq!(names, TABLES, "every stored table is covered: {report}");

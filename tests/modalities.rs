@@ -157,28 +157,15 @@ a.tofile(f"{out}/version2.raw")
 
 #[test]
 fn npy_files_numpy_wrote_read_back_exactly() {
-    let probe = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        let msg = "SKIPPED npy_files_numpy_wrote_read_back_exactly: python3 with numpy is not \
-                   installed (pip install numpy)";
-        if std::env::var_os("XP_REQUIRE_NUMPY").is_some() {
-            panic!("{msg}, but XP_REQUIRE_NUMPY is set");
-        }
-        eprintln!("{msg}");
+    if !python_with(
+        "numpy",
+        "npy_files_numpy_wrote_read_back_exactly",
+        "XP_REQUIRE_NUMPY",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("python3")
-        .args(["-c", NUMPY_WRITER, tmp.path().to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_python(NUMPY_WRITER, &[tmp.path().to_str().unwrap()]);
     let cases = [
         ("f32", 3, 768),
         ("f16", 5, 768),

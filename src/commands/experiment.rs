@@ -91,8 +91,7 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
         return Ok(0);
     }
     let options = RunOptions {
-        force: args.force,
-        reuse_other_code: args.reuse_other_code,
+        policy,
         device: args.device,
         progress,
     };

@@ -124,6 +124,14 @@ pub fn regenerate(
         old_p.sort_by_key(|p| p.0);
         let mut new_p = outcome.predictions.clone();
         new_p.sort_by_key(|p| p.0);
+        if old_p.len() != new_p.len() {
+            differences.push(Difference {
+                run_id: run.run_id.clone(),
+                what: "number of test predictions (the test set changed)".into(),
+                stored: old_p.len() as f64,
+                regenerated: new_p.len() as f64,
+            });
+        }
         for (a, b) in old_p.iter().zip(&new_p) {
             if a.0 != b.0 || a.1.to_bits() != b.1.to_bits() {
                 differences.push(Difference {

@@ -33,10 +33,8 @@ impl Device {
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Re-run runs that already have results.
-    pub force: bool,
-    /// Count runs that other code made with the same settings and data as done.
-    pub reuse_other_code: bool,
+    /// What counts as done.
+    pub policy: PlanPolicy,
     pub device: Device,
     pub progress: Progress,
 }
@@ -253,11 +251,7 @@ pub fn run_experiment(
     experiment: &Experiment,
     options: &RunOptions,
 ) -> Result<RunSummary> {
-    let policy = PlanPolicy {
-        force: options.force,
-        reuse_other_code: options.reuse_other_code,
-    };
-    let (data_id, plans) = plan(store, experiment, policy, options.device)?;
+    let (data_id, plans) = plan(store, experiment, options.policy, options.device)?;
     let mut summary = RunSummary::default();
     let todo: Vec<&RunPlan> = plans
         .iter()

@@ -150,3 +150,40 @@ pub fn write_openpose_video(dir: &Path, video: i32, frames: usize) -> PathBuf {
     }
     folder
 }
+
+/// Whether `python3` can import `modules` (comma-separated). When it cannot, the test is
+/// skipped with a message saying so, unless `require_var` is set (as `.ci/run` does after
+/// installing them): then the test fails.
+pub fn python_with(modules: &str, test: &str, require_var: &str) -> bool {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output();
+    if matches!(&probe, Ok(o) if o.status.success()) {
+        return true;
+    }
+    let msg = format!(
+        "SKIPPED {test}: python3 with {modules} is not installed (pip install {})",
+        modules.replace(',', "")
+    );
+    if std::env::var_os(require_var).is_some() {
+        panic!("{msg}, but {require_var} is set");
+    }
+    eprintln!("{msg}");
+    false
+}
+
+/// Runs a Python script with arguments and returns its stdout; panics with stderr on failure.
+pub fn run_python(script: &str, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
