@@ -105,10 +105,10 @@ fn run_grid_skip_determinism_regenerate() {
             "sql",
             "SELECT COUNT(*) AS n, \
                     SUM(CASE WHEN p.label <> v.label THEN 1 ELSE 0 END) AS wrong_gold, \
-                    SUM(CASE WHEN p.predicted <> (CASE WHEN p.prob_win >= 0.5 THEN 'win' ELSE 'lose' END) \
+                    SUM(CASE WHEN p.predicted <> (CASE WHEN p.prob_win >= r.threshold THEN 'win' ELSE 'lose' END) \
                         THEN 1 ELSE 0 END) AS wrong_decision, \
                     COUNT(DISTINCT p.run_id) AS runs \
-             FROM predictions p JOIN videos v USING (video_id) \
+             FROM predictions p JOIN videos v USING (video_id) JOIN runs r USING (run_id) \
              JOIN splits s ON s.video_id = p.video_id AND s.protocol = 'imigue-emotion' \
              WHERE s.split = 'test'",
             "--format",

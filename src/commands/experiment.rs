@@ -295,7 +295,7 @@ pub fn show(root: &Path, prefix: &str) -> Result<i32> {
     if let Some(preds) = predictions.get(&run.run_id) {
         let mut cm = [[0u32; 2]; 2];
         for (_, p, label) in preds {
-            cm[usize::from(label == "win")][usize::from(*p >= 0.5)] += 1;
+            cm[usize::from(label == "win")][usize::from(*p >= run.threshold)] += 1;
         }
         let mut t = new_table();
         t.set_header(["true \\ predicted", "lose", "win"]);
@@ -309,7 +309,10 @@ pub fn show(root: &Path, prefix: &str) -> Result<i32> {
             cm[1][0].to_string(),
             cm[1][1].to_string(),
         ]);
-        println!("\nconfusion matrix (test)\n{t}");
+        println!(
+            "\nconfusion matrix (test, win when prob_win >= {:.4})\n{t}",
+            run.threshold
+        );
     }
     let mut t = new_table();
     t.set_header([

@@ -146,6 +146,7 @@ mod tests {
             train_videos: 1,
             pseudo_videos: 0,
             missing_videos: 0,
+            threshold: 0.5,
             device: "cpu".into(),
             xp_version: "0.1.0".into(),
             code: code.into(),

@@ -30,6 +30,8 @@ pub struct RunRow {
     pub train_videos: i32,
     pub pseudo_videos: i32,
     pub missing_videos: i32,
+    /// Probability of Win above which the run calls a video Win.
+    pub threshold: f32,
     pub device: String,
     pub xp_version: String,
     /// The code fingerprint of the xp that made the run.
@@ -106,6 +108,7 @@ pub fn batches(record: &RunRecord) -> Result<[RecordBatch; 3]> {
             Arc::new(Int32Array::from(vec![r.train_videos])),
             Arc::new(Int32Array::from(vec![r.pseudo_videos])),
             Arc::new(Int32Array::from(vec![r.missing_videos])),
+            Arc::new(Float32Array::from(vec![r.threshold])),
             strings([r.device.as_str()].into_iter()),
             strings([r.xp_version.as_str()].into_iter()),
             strings([r.code.as_str()].into_iter()),
@@ -130,7 +133,7 @@ pub fn batches(record: &RunRecord) -> Result<[RecordBatch; 3]> {
             strings(p.iter().map(|_| r.run_id.as_str())),
             Arc::new(Int32Array::from_iter_values(p.iter().map(|x| x.0))),
             Arc::new(Float32Array::from_iter_values(p.iter().map(|x| x.1))),
-            strings(p.iter().map(|x| word(x.1 >= 0.5))),
+            strings(p.iter().map(|x| word(x.1 >= record.outcome.threshold))),
             strings(p.iter().map(|x| word(x.2 == 1))),
         ],
     )?;
@@ -183,6 +186,11 @@ pub fn read_runs(store: &Store, snapshot: &Snapshot) -> Result<Vec<RunRow>> {
                 train_videos: i32_of("train_videos"),
                 pseudo_videos: i32_of("pseudo_videos"),
                 missing_videos: i32_of("missing_videos"),
+                threshold: b
+                    .column_by_name("threshold")
+                    .unwrap()
+                    .as_primitive::<Float32Type>()
+                    .value(i),
                 device: col_str(&b, "device", i),
                 xp_version: col_str(&b, "xp_version", i),
                 code: col_str(&b, "code", i),

@@ -324,6 +324,7 @@ pub fn run_experiment(
                 train_videos: splits.train.len() as i32,
                 pseudo_videos: splits.pseudo_labelled as i32,
                 missing_videos: splits.missing.len() as i32,
+                threshold: outcome.threshold,
                 device: options.device.name().into(),
                 xp_version: identity::XP_VERSION.into(),
                 code: identity::code_fingerprint(),

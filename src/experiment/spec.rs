@@ -173,6 +173,16 @@ pub enum SelectBy {
     RocAuc,
 }
 
+/// How the decision threshold (probability of Win above which a video is called Win) is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdRule {
+    /// 0.5.
+    Half,
+    /// The best balanced accuracy on the validation split (see `train/threshold.rs`).
+    Validation,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PseudoLabelConfig {
@@ -211,6 +221,8 @@ pub struct TrainConfig {
     pub patience: usize,
     /// The validation number that picks the tested epoch.
     pub select_by: SelectBy,
+    /// How the decision threshold is set.
+    pub threshold: ThresholdRule,
     pub pseudo_labels: PseudoLabelConfig,
 }
 
@@ -225,6 +237,7 @@ impl Default for TrainConfig {
             loss: LossName::WeightedCe,
             patience: 6,
             select_by: SelectBy::RocAuc,
+            threshold: ThresholdRule::Validation,
             pseudo_labels: PseudoLabelConfig::default(),
         }
     }

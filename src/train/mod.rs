@@ -3,6 +3,7 @@
 
 pub mod metrics;
 pub mod schedule;
+pub mod threshold;
 
 use anyhow::Result;
 use burn::module::AutodiffModule;
@@ -13,7 +14,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::dataset::{Example, Splits, normalize::POINTS};
-use crate::experiment::spec::{BackboneName, LossName, RunConfig, SelectBy};
+use crate::experiment::spec::{BackboneName, LossName, RunConfig, SelectBy, ThresholdRule};
 use crate::model::{Backbone, KeypointBatch, KeypointModel, KeypointModelConfig};
 use metrics::Metrics;
 
@@ -31,6 +32,8 @@ pub struct EpochLog {
 pub struct TrainOutcome {
     pub epochs: Vec<EpochLog>,
     pub best_epoch: usize,
+    /// Probability of Win above which a video is called Win (see `threshold.rs`).
+    pub threshold: f32,
     pub test: Metrics,
     /// (video id, probability of win, label) per test video.
     pub predictions: Vec<(i32, f32, u8)>,
@@ -253,6 +256,21 @@ pub fn train<B: AutodiffBackend>(
         }
     }
     let (_, best_epoch, best_model) = best.expect("at least one epoch ran");
+    let threshold = match t.threshold {
+        ThresholdRule::Half => 0.5,
+        ThresholdRule::Validation => {
+            let (probs, _) = predict(
+                &best_model,
+                val_set,
+                class_w,
+                t.batch_size,
+                channels,
+                device,
+            );
+            let labels: Vec<u8> = val_set.iter().map(|e| e.label).collect();
+            threshold::calibrate(&labels, &probs)
+        }
+    };
     let (probs, _) = predict(
         &best_model,
         &splits.test,
@@ -262,7 +280,7 @@ pub fn train<B: AutodiffBackend>(
         device,
     );
     let labels: Vec<u8> = splits.test.iter().map(|e| e.label).collect();
-    let test = metrics::evaluate(&labels, &probs, 0.5);
+    let test = metrics::evaluate(&labels, &probs, threshold);
     let predictions = splits
         .test
         .iter()
@@ -272,6 +290,7 @@ pub fn train<B: AutodiffBackend>(
     Ok(TrainOutcome {
         epochs: logs,
         best_epoch,
+        threshold,
         test,
         predictions,
         params,
