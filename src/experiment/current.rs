@@ -56,28 +56,24 @@ pub fn select<'a>(
     code: &str,
     all: bool,
 ) -> Selection<'a> {
-    let newest_config: BTreeMap<&str, (String, String)> = {
-        let mut newest: BTreeMap<&str, (String, String)> = BTreeMap::new();
-        for r in runs.iter().filter(|r| r.code == code) {
-            let entry = newest
-                .entry(r.variant.as_str())
-                .or_insert_with(|| (String::new(), String::new()));
-            if r.started >= entry.0 {
-                *entry = (r.started.clone(), config_key(r));
-            }
+    let keys: Vec<String> = runs.iter().map(|r| config_key(r)).collect();
+    // Per variant, (start time, config key) of the newest run this code made.
+    let mut newest_config: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+    for (r, key) in runs.iter().zip(&keys).filter(|(r, _)| r.code == code) {
+        let entry = newest_config.entry(r.variant.as_str()).or_insert(("", ""));
+        if r.started.as_str() >= entry.0 {
+            *entry = (r.started.as_str(), key.as_str());
         }
-        newest
-    };
+    }
     let mut selection = Selection::default();
-    for &run in runs {
-        let key = config_key(run);
+    for (&run, key) in runs.iter().zip(&keys) {
         let current = match planned {
             Some(ids) => ids.contains(&run.run_id),
             None => {
                 run.code == code
                     && newest_config
                         .get(run.variant.as_str())
-                        .is_some_and(|(_, k)| *k == key)
+                        .is_some_and(|(_, k)| k == key)
             }
         };
         let device = if run.device == "cpu" {
@@ -93,7 +89,7 @@ pub fn select<'a>(
             ));
         }
         if !current {
-            label.push_str(&format!(" [config {}]", short_hash(&key)));
+            label.push_str(&format!(" [config {}]", short_hash(key)));
         }
         if current || all {
             selection.shown.push(ShownRun {

@@ -49,6 +49,21 @@ fn scratch_store(store: &Store, snapshot: &Snapshot, dir: &Path) -> Result<Store
     Ok(scratch)
 }
 
+/// A difference when two counts of stored and regenerated rows differ.
+fn count_difference(
+    run_id: &str,
+    what: &str,
+    stored: usize,
+    regenerated: usize,
+) -> Option<Difference> {
+    (stored != regenerated).then(|| Difference {
+        run_id: run_id.to_string(),
+        what: what.to_string(),
+        stored: stored as f64,
+        regenerated: regenerated as f64,
+    })
+}
+
 fn same(a: f64, b: f64) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
 }
@@ -98,14 +113,12 @@ pub fn regenerate(
         old_sorted.sort_by_key(|m| key(m));
         let mut new_sorted: Vec<&MetricRow> = fresh.iter().collect();
         new_sorted.sort_by_key(|m| key(m));
-        if old_sorted.len() != new_sorted.len() {
-            differences.push(Difference {
-                run_id: run.run_id.clone(),
-                what: "number of metric rows (early stopping took another path)".into(),
-                stored: old_sorted.len() as f64,
-                regenerated: new_sorted.len() as f64,
-            });
-        }
+        differences.extend(count_difference(
+            &run.run_id,
+            "number of metric rows (early stopping took another path)",
+            old_sorted.len(),
+            new_sorted.len(),
+        ));
         for (a, b) in old_sorted.iter().zip(&new_sorted) {
             if key(a) != key(b) || !same(a.value, b.value) {
                 differences.push(Difference {
@@ -124,14 +137,12 @@ pub fn regenerate(
         old_p.sort_by_key(|p| p.0);
         let mut new_p = outcome.predictions.clone();
         new_p.sort_by_key(|p| p.0);
-        if old_p.len() != new_p.len() {
-            differences.push(Difference {
-                run_id: run.run_id.clone(),
-                what: "number of test predictions (the test set changed)".into(),
-                stored: old_p.len() as f64,
-                regenerated: new_p.len() as f64,
-            });
-        }
+        differences.extend(count_difference(
+            &run.run_id,
+            "number of test predictions (the test set changed)",
+            old_p.len(),
+            new_p.len(),
+        ));
         for (a, b) in old_p.iter().zip(&new_p) {
             if a.0 != b.0 || a.1.to_bits() != b.1.to_bits() {
                 differences.push(Difference {

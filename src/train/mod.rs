@@ -171,6 +171,14 @@ fn predict<B: Backend>(
 /// How good an epoch looks on validation, higher is better: (primary, tie-break).
 type Score = (f64, f64);
 
+/// The best epoch so far: its model and its validation probabilities (which set the threshold).
+struct Best<B: Backend> {
+    score: Score,
+    epoch: usize,
+    model: KeypointModel<B>,
+    val_probs: Vec<f32>,
+}
+
 fn selection_score(select_by: SelectBy, log: &EpochLog) -> Score {
     let loss = -log.val_loss;
     match select_by {
@@ -205,7 +213,7 @@ pub fn train<B: AutodiffBackend>(
     let mut order: Vec<usize> = (0..splits.train.len()).collect();
     let mut step = 0;
     let mut logs = Vec::new();
-    let mut best: Option<(Score, usize, KeypointModel<B::InnerBackend>)> = None;
+    let mut best: Option<Best<B::InnerBackend>> = None;
     let mut since_best = 0;
     // Without a validation split, the last epoch is the model evaluated.
     let val_set = if splits.val.is_empty() {
@@ -245,8 +253,13 @@ pub fn train<B: AutodiffBackend>(
         observer.epoch_done(&log, t.epochs);
         let score = selection_score(t.select_by, &log);
         logs.push(log);
-        if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-            best = Some((score, epoch, valid));
+        if best.as_ref().is_none_or(|b| score > b.score) {
+            best = Some(Best {
+                score,
+                epoch,
+                model: valid,
+                val_probs: probs,
+            });
             since_best = 0;
         } else {
             since_best += 1;
@@ -255,20 +268,17 @@ pub fn train<B: AutodiffBackend>(
             }
         }
     }
-    let (_, best_epoch, best_model) = best.expect("at least one epoch ran");
+    let Best {
+        epoch: best_epoch,
+        model: best_model,
+        val_probs,
+        ..
+    } = best.expect("at least one epoch ran");
     let threshold = match t.threshold {
         ThresholdRule::Half => 0.5,
         ThresholdRule::Validation => {
-            let (probs, _) = predict(
-                &best_model,
-                val_set,
-                class_w,
-                t.batch_size,
-                channels,
-                device,
-            );
             let labels: Vec<u8> = val_set.iter().map(|e| e.label).collect();
-            threshold::calibrate(&labels, &probs)
+            threshold::calibrate(&labels, &val_probs)
         }
     };
     let (probs, _) = predict(
