@@ -22,15 +22,7 @@ const RESULT_SOURCES: &[&str] = &[
 
 /// Crates whose version can change the numbers a run produces (the tensor arithmetic, its
 /// random numbers).
-const NUMERIC_CRATES: &[&str] = &[
-    "burn",
-    "cubecl",
-    "ndarray",
-    "matrixmultiply",
-    "gemm",
-    "rand",
-    "libm",
-];
+const NUMERIC_CRATES: &[&str] = &["burn", "cubecl", "gemm", "macerator", "rand", "libm"];
 
 fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_dir() {

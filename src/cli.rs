@@ -425,6 +425,15 @@ pub struct RunArgs {
     /// Where training runs (cuda needs a build with --features cuda).
     #[arg(long, value_enum, default_value_t = crate::experiment::runner::Device::Cpu)]
     pub device: crate::experiment::runner::Device,
+    /// Train this many runs at once, each in its own process with an equal share of the CPU
+    /// cores; each run commits its results as it finishes, and its numbers are the same as
+    /// when runs train one at a time. Pays off for small models, whose matrix products are
+    /// too small to keep every core busy. Default: the experiment's runtime.jobs, else 1.
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Train only the planned run with this id (how `--jobs` hands a run to a worker).
+    #[arg(long, hide = true, value_name = "RUN_ID")]
+    pub only: Option<String>,
     /// Where the leaderboard's Markdown and plots are written.
     #[arg(long, default_value = "reports")]
     pub report_dir: PathBuf,

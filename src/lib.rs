@@ -5,6 +5,13 @@
 //! written as immutable Parquet parts by [`store`], and everything downstream reads the store
 //! through [`query`].
 
+// Training allocates and frees large intermediate arrays every step. glibc's malloc serves each
+// one with a fresh mmap and unmaps it on free, so every step faults its whole working set in
+// again (most of a GCN step's time went to zeroing pages); mimalloc keeps and reuses freed
+// memory. Declared in the library so the binary, benches and tests all run on it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod cli;
 pub mod commands;
 pub mod dataset;

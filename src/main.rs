@@ -7,6 +7,7 @@ use xp::ingest::BadInput;
 const EXIT_BAD_INPUT: i32 = 3;
 
 fn main() {
+    xp::memory::keep_freed_memory();
     let cli = Cli::parse();
     let code = match xp::commands::run(cli) {
         Ok(code) => code,

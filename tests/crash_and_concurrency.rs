@@ -125,7 +125,7 @@ fn sigkill_at_many_moments() {
     xp_ok(&timing, &refs);
     let full = t0.elapsed();
 
-    let bin = assert_cmd::cargo::cargo_bin("xp");
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_xp"));
     let mut seen_old = 0;
     let mut seen_new = 0;
     for step in 0..16u32 {
@@ -182,7 +182,7 @@ fn concurrent_ingests_all_land() {
     for round in 0..3 {
         let store = tmp.path().join(format!("store-{round}"));
         base_store(&store, &inp);
-        let bin = assert_cmd::cargo::cargo_bin("xp");
+        let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_xp"));
         let store_clone = store.clone();
         let handles: Vec<_> = inp
             .second
@@ -225,7 +225,7 @@ fn gc_beside_writers_never_leaves_a_dangling_part() {
     let store = tmp.path().join("store");
     base_store(&store, &inp);
     let other = write_openpose_video(&tmp.path().join("other"), 1, 9);
-    let bin = assert_cmd::cargo::cargo_bin("xp");
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_xp"));
     let mut collected = 0;
     for round in 0..4 {
         // Video 1 from `other`: the part of `inp.first` is now unreferenced, then the reverse.

@@ -160,11 +160,29 @@ fn run_grid_skip_determinism_regenerate() {
         assert!((f[0] - f[1]).abs() < 1e-9, "{line}");
     }
 
-    // Determinism: the same config, seed and data in another store give identical numbers.
+    // Determinism: the same config, seed and data in another store give identical numbers,
+    // also when two worker processes train the grid (each on its share of the cores).
     let tmp2 = tempfile::tempdir().unwrap();
     let store2 = demo_store(tmp2.path());
-    xp_ok(&store2, &["run", &tiny()]);
+    let parallel = xp_ok(&store2, &["run", &tiny(), "--jobs", "2"]);
+    assert!(
+        parallel.contains("trained 8 runs, 0 already done"),
+        "{parallel}"
+    );
     assert_eq!(metrics_csv(&store), metrics_csv(&store2));
+    let predictions = |store: &Path| {
+        xp_ok(
+            store,
+            &[
+                "sql",
+                "SELECT r.variant, r.seed, p.video_id, p.prob_win, r.threshold \
+                 FROM predictions p JOIN runs r USING (run_id) ORDER BY 1, 2, 3",
+                "--format",
+                "csv",
+            ],
+        )
+    };
+    assert_eq!(predictions(&store), predictions(&store2));
 
     // The Markdown leaderboard is stable byte for byte (training times differ between stores,
     // so compare two renderings of one store).
@@ -235,7 +253,7 @@ fn killed_run_resumes_the_grid() {
     // And a SIGKILL from outside at some moment of a run: whatever was committed stays.
     let tmp = tempfile::tempdir().unwrap();
     let store = demo_store(tmp.path());
-    let bin = assert_cmd::cargo::cargo_bin("xp");
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_xp"));
     let mut child = std::process::Command::new(&bin)
         .env("XP_STORE", &store)
         .args(["--quiet", "run", &tiny(), "--set", "train.epochs=6"])

@@ -94,8 +94,28 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
         policy,
         device: args.device,
         progress,
+        only: args.only.clone(),
     };
-    let summary = runner::run_experiment(&store, &experiment, &options)?;
+    if args.only.is_some() {
+        // A `--jobs` worker: train the one run; the parent reports.
+        runner::run_experiment(&store, &experiment, &options)?;
+        return Ok(0);
+    }
+    let jobs = args
+        .jobs
+        .map_or(experiment.runtime.jobs, usize::from)
+        .max(1);
+    let summary = if jobs > 1 {
+        let (_, plans) = runner::plan(&store, &experiment, policy, args.device)?;
+        let todo: Vec<&runner::RunPlan> = plans
+            .iter()
+            .filter(|p| p.status == PlanStatus::Todo)
+            .collect();
+        let trained = super::workers::train_in_workers(root, &args, jobs, &todo, progress)?;
+        super::workers::summary(&plans, trained)
+    } else {
+        runner::run_experiment(&store, &experiment, &options)?
+    };
     println!(
         "{}: trained {} runs, {} already done{}",
         experiment.name,

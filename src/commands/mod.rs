@@ -1,6 +1,7 @@
 //! One function per command: parse nothing, decide nothing about exit codes; print results.
 
 mod experiment;
+mod workers;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};

@@ -37,6 +37,8 @@ pub struct RunOptions {
     pub policy: PlanPolicy,
     pub device: Device,
     pub progress: Progress,
+    /// Train only the planned run with this id (a `--jobs` worker's share of the grid).
+    pub only: Option<String>,
 }
 
 /// The plan for one run, as `--dry-run` shows it.
@@ -159,8 +161,8 @@ pub fn train_one(
 ) -> Result<train::TrainOutcome> {
     match device {
         Device::Cpu => {
-            type B = burn::backend::Autodiff<burn::backend::NdArray>;
-            let dev = burn::backend::ndarray::NdArrayDevice::Cpu;
+            type B = burn::backend::Autodiff<train::CpuBackend>;
+            let dev = Default::default();
             train::train::<B>(splits, &plan.run.config, plan.run.seed, &dev, observer)
         }
         Device::Cuda => train_cuda(splits, plan, observer),
@@ -245,6 +247,24 @@ pub struct RunSummary {
     pub skipped: Vec<(String, String)>,
 }
 
+impl RunSummary {
+    /// What a plan holds before anything is trained: runs done before and runs skipped.
+    pub fn of_plans(plans: &[RunPlan]) -> Self {
+        let mut summary = Self::default();
+        for p in plans {
+            match &p.status {
+                PlanStatus::Done | PlanStatus::DoneByOtherCode(_) => summary.done_before += 1,
+                PlanStatus::Skipped(why) => summary.skipped.push((
+                    format!("{} seed {}", p.run.variant, p.run.seed),
+                    why.clone(),
+                )),
+                PlanStatus::Todo => {}
+            }
+        }
+        summary
+    }
+}
+
 /// Runs every run of the experiment that is not done, committing each as it finishes.
 pub fn run_experiment(
     store: &Store,
@@ -252,21 +272,12 @@ pub fn run_experiment(
     options: &RunOptions,
 ) -> Result<RunSummary> {
     let (data_id, plans) = plan(store, experiment, options.policy, options.device)?;
-    let mut summary = RunSummary::default();
+    let mut summary = RunSummary::of_plans(&plans);
     let todo: Vec<&RunPlan> = plans
         .iter()
         .filter(|p| p.status == PlanStatus::Todo)
+        .filter(|p| options.only.as_ref().is_none_or(|id| &p.id == id))
         .collect();
-    for p in &plans {
-        match &p.status {
-            PlanStatus::Done | PlanStatus::DoneByOtherCode(_) => summary.done_before += 1,
-            PlanStatus::Skipped(why) => summary.skipped.push((
-                format!("{} seed {}", p.run.variant, p.run.seed),
-                why.clone(),
-            )),
-            PlanStatus::Todo => {}
-        }
-    }
     if todo.is_empty() {
         return Ok(summary);
     }

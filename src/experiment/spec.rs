@@ -249,6 +249,9 @@ impl Default for TrainConfig {
 pub struct RuntimeConfig {
     /// Worker threads (0 = all cores).
     pub threads: usize,
+    /// Runs trained at once, each in its own process (0 or 1 = one at a time); `xp run
+    /// --jobs` overrides it.
+    pub jobs: usize,
 }
 
 /// The experiment file as written.

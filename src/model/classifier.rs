@@ -1,14 +1,24 @@
 //! The keypoint classifier: frame backbone + long-sequence encoder + a two-class head.
+//!
+//! The backbone runs over chunks of at most `frame_chunk` frames (a whole number of tokens,
+//! plus the frames on each side that reach the chunk's outputs), each chunk pooled to its
+//! tokens at once. So the full-resolution frame features of a long video never exist all at
+//! the same time, and training can recompute the backbone chunk by chunk in the backward pass
+//! (`train::checkpoint`) instead of keeping its activations for every frame. The result does
+//! not depend on the chunk size.
+
+use std::ops::Range;
 
 use burn::module::{ModuleVisitor, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::ops::PadMode;
 
 use super::KeypointBatch;
 use super::gcn::{GcnBackbone, GcnBackboneConfig};
 use super::graph::NUM_POINTS;
 use super::mlp::{MlpBackbone, MlpBackboneConfig};
-use super::sequence::{SequenceEncoder, SequenceEncoderConfig};
+use super::sequence::{SequenceEncoder, SequenceEncoderConfig, temporal_pool};
 
 /// Logits per sequence; class 0 = lose, class 1 = win.
 pub const NUM_CLASSES: usize = 2;
@@ -46,7 +56,15 @@ pub struct KeypointModelConfig {
     pub gcn_blocks: usize,
     /// Hidden width of each stream's MLP.
     pub mlp_hidden: usize,
+    /// Frames the backbone runs on at once (rounded to whole tokens); 0 = as many as fit in
+    /// [`ACTIVATION_BUDGET`] at the batch's size. A speed/memory setting only: results are
+    /// the same for any value.
+    pub frame_chunk: usize,
 }
+
+/// What the backbone's activations for one chunk (kept for its backward pass) may take, when
+/// `frame_chunk` is 0.
+pub const ACTIVATION_BUDGET: usize = 1 << 30;
 
 impl Default for KeypointModelConfig {
     fn default() -> Self {
@@ -62,6 +80,7 @@ impl Default for KeypointModelConfig {
             gcn_channels: 64,
             gcn_blocks: 2,
             mlp_hidden: 256,
+            frame_chunk: 0,
         }
     }
 }
@@ -81,6 +100,23 @@ impl<B: Backend> FrameBackbone<B> {
             Self::Gcn(gcn) => gcn.forward(points, mask),
         }
     }
+
+    /// Bytes a frame's activations take while its backward pass is pending: an estimate from
+    /// the layer sizes, within about 10% of measured peaks.
+    pub fn activation_bytes_per_frame(&self) -> usize {
+        match self {
+            Self::Mlp(mlp) => mlp.activation_bytes_per_frame(),
+            Self::Gcn(gcn) => gcn.activation_bytes_per_frame(),
+        }
+    }
+
+    /// Frames on each side of a frame that its output depends on.
+    pub fn halo(&self) -> usize {
+        match self {
+            Self::Mlp(_) => 0,
+            Self::Gcn(gcn) => gcn.receptive_halo(),
+        }
+    }
 }
 
 /// Keypoint sequences -> win/lose logits.
@@ -88,9 +124,14 @@ impl<B: Backend> FrameBackbone<B> {
 pub struct KeypointModel<B: Backend> {
     pub backbone: FrameBackbone<B>,
     pub sequence: SequenceEncoder<B>,
+    /// Dropout on the pooled tokens (not inside the backbone, which must give the same
+    /// output when a chunk is recomputed).
+    pub token_dropout: Dropout,
     pub dropout: Dropout,
     pub head: Linear<B>,
     pub channels: usize,
+    /// See [`KeypointModelConfig::frame_chunk`].
+    pub frame_chunk: usize,
 }
 
 impl<B: Backend> KeypointModel<B> {
@@ -108,7 +149,6 @@ impl<B: Backend> KeypointModel<B> {
                     channels: config.channels,
                     hidden: config.mlp_hidden,
                     dim: config.dim,
-                    dropout: config.dropout,
                 }
                 .init(device),
             ),
@@ -119,7 +159,6 @@ impl<B: Backend> KeypointModel<B> {
                     blocks: config.gcn_blocks,
                     kernel: 9,
                     dim: config.dim,
-                    dropout: config.dropout,
                 }
                 .init(device),
             ),
@@ -136,9 +175,11 @@ impl<B: Backend> KeypointModel<B> {
         let model = Self {
             backbone,
             sequence,
+            token_dropout: DropoutConfig::new(config.dropout).init(),
             dropout: DropoutConfig::new(config.dropout).init(),
             head: LinearConfig::new(config.dim, NUM_CLASSES).init(device),
             channels: config.channels,
+            frame_chunk: config.frame_chunk,
         };
         // burn initialises parameters lazily, on first use. Drawing them all now, in module
         // order, makes the weights a function of the seed alone (not of when the first
@@ -158,10 +199,80 @@ impl<B: Backend> KeypointModel<B> {
             self.channels
         );
         assert_eq!(batch.mask.dims(), [b, t], "mask must be [batch, frames]");
-        let frames = self
-            .backbone
-            .forward(batch.points.clone(), batch.mask.clone());
-        let pooled = self.sequence.forward(frames, batch.mask.clone());
+        let (tokens, token_mask) = self.tokens(batch);
+        self.classify(tokens, token_mask)
+    }
+
+    /// The frame ranges the backbone runs on for `videos` sequences of `frames` frames:
+    /// consecutive, each a whole number of tokens long (the last may be shorter).
+    pub fn chunks(&self, videos: usize, frames: usize) -> Vec<Range<usize>> {
+        let stride = self.sequence.stride;
+        let wanted = if self.frame_chunk > 0 {
+            self.frame_chunk
+        } else {
+            ACTIVATION_BUDGET / (videos.max(1) * self.backbone.activation_bytes_per_frame())
+        };
+        let chunk = (wanted / stride).max(1) * stride;
+        (0..frames)
+            .step_by(chunk)
+            .map(|start| start..(start + chunk).min(frames))
+            .collect()
+    }
+
+    /// The tokens of the frames in `range` (one of [`Self::chunks`]): `([B, tokens, dim],
+    /// [B, tokens])`. The backbone also reads the `halo` frames on each side, so the chunk's
+    /// frame features are exactly those of a pass over the whole sequence.
+    pub fn chunk_tokens(
+        &self,
+        batch: &KeypointBatch<B>,
+        range: Range<usize>,
+    ) -> (Tensor<B, 3>, Tensor<B, 2>) {
+        let [b, t, _, _] = batch.points.dims();
+        let halo = self.backbone.halo();
+        let lo = range.start.saturating_sub(halo);
+        let hi = (range.end + halo).min(t);
+        let (points, mask) = if lo == 0 && hi == t {
+            (batch.points.clone(), batch.mask.clone())
+        } else {
+            // Video by video: each slice is one contiguous block, so the copy into a chunk is
+            // a few block copies rather than an element-by-element strided walk.
+            let points = (0..b)
+                .map(|i| batch.points.clone().slice([i..i + 1, lo..hi]))
+                .collect();
+            (
+                Tensor::cat(points, 0),
+                batch.mask.clone().slice([0..b, lo..hi]),
+            )
+        };
+        let mut frames = self.backbone.forward(points, mask);
+        if lo != range.start || hi != range.end {
+            frames = frames.slice([0..b, range.start - lo..range.end - lo]);
+        }
+        let stride = self.sequence.stride;
+        let tokens = range.len().div_ceil(stride);
+        let mask = batch.mask.clone().slice([0..b, range]);
+        temporal_pool(frames, mask, stride, tokens)
+    }
+
+    /// All tokens of a batch, chunk by chunk, padded to the encoder's token count.
+    pub fn tokens(&self, batch: &KeypointBatch<B>) -> (Tensor<B, 3>, Tensor<B, 2>) {
+        let [b, t, _, _] = batch.points.dims();
+        let (tokens, masks): (Vec<_>, Vec<_>) = self
+            .chunks(b, t)
+            .into_iter()
+            .map(|range| self.chunk_tokens(batch, range))
+            .unzip();
+        pad_tokens(
+            Tensor::cat(tokens, 1),
+            Tensor::cat(masks, 1),
+            self.sequence.tokens,
+        )
+    }
+
+    /// Logits `[B, 2]` from pooled tokens (as [`Self::tokens`] makes them).
+    pub fn classify(&self, tokens: Tensor<B, 3>, token_mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        let tokens = self.token_dropout.forward(tokens);
+        let pooled = self.sequence.encode(tokens, token_mask);
         self.head.forward(self.dropout.forward(pooled))
     }
 
@@ -169,6 +280,27 @@ impl<B: Backend> KeypointModel<B> {
     pub fn num_params(&self) -> usize {
         Module::num_params(self)
     }
+}
+
+/// Pads `[B, L, D]` tokens and their `[B, L]` mask with empty tokens to `total`.
+fn pad_tokens<B: Backend>(
+    tokens: Tensor<B, 3>,
+    mask: Tensor<B, 2>,
+    total: usize,
+) -> (Tensor<B, 3>, Tensor<B, 2>) {
+    let extra = total.checked_sub(tokens.dims()[1]).unwrap_or_else(|| {
+        panic!(
+            "a sequence of {} tokens is longer than the model's max_frames allow ({total})",
+            tokens.dims()[1]
+        )
+    });
+    if extra == 0 {
+        return (tokens, mask);
+    }
+    (
+        tokens.pad([(0, 0), (0, extra), (0, 0)], PadMode::Constant(0.0)),
+        mask.pad([(0, 0), (0, extra)], PadMode::Constant(0.0)),
+    )
 }
 
 /// Touches every float parameter so that lazy initialisation runs now.
@@ -205,6 +337,7 @@ mod tests {
             gcn_channels: 8,
             gcn_blocks: 2,
             mlp_hidden: 16,
+            frame_chunk: 0,
         }
     }
 

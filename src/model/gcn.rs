@@ -7,25 +7,28 @@
 //! (body, face, hands) are averaged and the three stream vectors projected to `dim`:
 //! `[B, T, 137, C] -> [B, T, dim]`.
 //!
-//! Choices for speed and memory on CPU (T up to 8192):
+//! Choices for speed and memory on CPU (T up to 35,000):
+//! - Inside the blocks the channel axis is outermost (`[C, B, T, N]`, N = 137 nodes), so every
+//!   channel mix (`spatial`, `temporal`, `residual`) is one `[C_out, C_in] x [C_in, B*T*N]`
+//!   matrix product and the graph aggregation is one `[C*B*T, N] x [N, N]` product. (Channels
+//!   in the middle made each mix `B x T` small products, and its weight gradient a
+//!   `[B*T, C_out, C_in]` tensor.)
 //! - The temporal convolution runs on a narrow `width/4` bottleneck and is computed as one
-//!   matrix product over the stacked 9-frame window (`9 x width/4 -> width`): on ndarray,
-//!   element-wise ops are the slow part, so a per-tap multiply-add or a depthwise conv (burn's
-//!   conv2d backward on ndarray is very slow) cost 5-50x more.
-//! - Inside the blocks frames are channels-first (`[B, T, C, 137]`): the graph aggregation is
-//!   then one `[B*T*C, 137] x [137, 137]` product and the window gather copies whole
-//!   `C x 137` blocks.
+//!   matrix product over the 9-frame window stacked along the channels
+//!   (`9 x width/4 -> width`): per-tap multiply-adds or a depthwise convolution cost several
+//!   times more on the CPU backends.
+//! - The aggregation runs before or after `spatial`, whichever has fewer channels
+//!   (`A (X W) = (A X) W`).
 //! - No BatchNorm (ST-GCN has it): padded frames would enter the batch statistics and a
 //!   sequence's output would depend on its batch mates. No LayerNorm either: with two
 //!   residual blocks it is not needed and it costs as much as the rest of the block.
 //! - Memory: one `width`-channel activation is `B x T x 137 x width x 4` bytes (width 64:
 //!   35 KB a frame). The backward pass keeps about 6 of these per block (the 9-frame window
-//!   alone is 2.25), so 2 blocks need about `B x T x 0.4 MB`: B = 1, T = 8192 about 3.5 GB;
-//!   B = 8, T = 2048 about 7 GB; B = 8, T = 8192 about 28 GB (too much for most CPUs: cap
-//!   frames or use batch 1-2). Measured: 1.8 GB peak for B = 8, T = 512. Inference keeps only 2-3 activations alive. The MLP backbone
-//!   needs far less (no per-node features).
+//!   alone is 2.25), so memory grows linearly with `B x T`; the trainer bounds it by running
+//!   the backbone over chunks of frames (see `classifier`). The MLP backbone needs far less
+//!   (no per-node features).
 
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::ops::PadMode;
@@ -48,8 +51,6 @@ pub struct GcnBackboneConfig {
     pub kernel: usize,
     /// Output feature size per frame.
     pub dim: usize,
-    /// Dropout on the projected frame feature.
-    pub dropout: f64,
 }
 
 /// One spatial-temporal block.
@@ -76,65 +77,77 @@ impl<B: Backend> GcnBlock<B> {
         }
     }
 
-    /// Channels-first frames: `x`: `[B, T, C_in, N]`, `adjacency`: `[N, N]`, `keep`:
-    /// `[B, T, 1, 1]` (1 = real). Returns `[B, T, C_out, N]`.
+    /// Channels outermost: `x`: `[C_in, B, T, N]`, `adjacency`: `[N, N]`, `keep`:
+    /// `[1, B, T, 1]` (1 = real frame). Returns `[C_out, B, T, N]`.
     fn forward(
         &self,
         x: Tensor<B, 4>,
         adjacency: Tensor<B, 2>,
         keep: Tensor<B, 4>,
     ) -> Tensor<B, 4> {
-        let [b, t, c_in, n] = x.dims();
-        // A_norm (X W) = (A_norm X) W; aggregating first is cheaper while C_in is small. With
-        // nodes last, the aggregation is one `[B*T*C, N] x [N, N]` product (A is symmetric).
-        let aggregated = x.clone().reshape([b * t * c_in, n]).matmul(adjacency);
-        let h = mix(&self.spatial, aggregated.reshape([b * t, c_in, n]));
-        let bottleneck = h.dims()[1];
+        let [c_in, b, t, n] = x.dims();
+        let m = b * t * n;
+        let bottleneck = self.spatial.weight.dims()[1];
+        // A (X W) = (A X) W: aggregate over the nodes where there are fewer channels. With
+        // nodes last, the aggregation is one `[C*B*T, N] x [N, N]` product (A is symmetric).
+        let h = if c_in <= bottleneck {
+            let aggregated = x.clone().reshape([c_in * b * t, n]).matmul(adjacency);
+            mix(&self.spatial, aggregated.reshape([c_in, m]))
+        } else {
+            // The bias comes after the aggregation, as in the other order (A's rows do not
+            // sum to 1).
+            let mixed = weigh(&self.spatial, x.clone().reshape([c_in, m]));
+            let aggregated = mixed
+                .reshape([bottleneck * b * t, n])
+                .matmul(adjacency)
+                .reshape([bottleneck, m]);
+            add_bias(&self.spatial, aggregated)
+        };
         // Padded frames become zeros, exactly what same padding puts past a sequence's end, so
         // real frames never see padded ones.
-        let h = h.reshape([b, t, bottleneck, n]) * keep;
-        let window = self.window(h);
-        let h = mix(
-            &self.temporal,
-            window.reshape([b * t, self.kernel * bottleneck, n]),
-        );
-        let c_out = h.dims()[1];
+        let h = h.reshape([bottleneck, b, t, n]) * keep;
+        let h = mix(&self.temporal, self.window(h));
+        let c_out = h.dims()[0];
         let residual = match &self.residual {
-            Some(projection) => mix(projection, x.reshape([b * t, c_in, n])),
-            None => x.reshape([b * t, c_in, n]),
+            Some(projection) => mix(projection, x.reshape([c_in, m])),
+            None => x.reshape([c_in, m]),
         };
-        relu(h + residual).reshape([b, t, c_out, n])
+        relu(h + residual).reshape([c_out, b, t, n])
     }
 
     /// Stacks the `kernel` frames centred on each frame along the channels (zeros past the
-    /// ends): `[B, T, C, N] -> [B, T, kernel x C, N]`, channel `k x C + c` = frame
-    /// `t + k - kernel/2`. One gather of `T x kernel` frames (frame-major) followed by a free
-    /// reshape: cheaper, forward and backward, than concatenating `kernel` shifted slices.
-    fn window(&self, h: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, t, c, n] = h.dims();
+    /// ends): `[C, B, T, N] -> [kernel x C, B*T*N]`, row `k x C + c` = channel c of frame
+    /// `t + k - kernel/2`. Each tap is a frame-shifted slice of the padded input; one
+    /// concatenation writes them all.
+    fn window(&self, h: Tensor<B, 4>) -> Tensor<B, 2> {
+        let [c, b, t, n] = h.dims();
         let half = self.kernel / 2;
         let padded = h.pad(
-            [(0, 0), (half, half), (0, 0), (0, 0)],
+            [(0, 0), (0, 0), (half, half), (0, 0)],
             PadMode::Constant(0.0),
         );
-        let kernel = self.kernel;
-        let frames: Vec<i64> = (0..t)
-            .flat_map(|frame| (0..kernel).map(move |k| (frame + k) as i64))
+        let taps = (0..self.kernel)
+            .map(|k| padded.clone().slice([0..c, 0..b, k..k + t, 0..n]))
             .collect();
-        let frames =
-            Tensor::<B, 1, Int>::from_data(TensorData::new(frames, [t * kernel]), &padded.device());
-        padded.select(1, frames).reshape([b, t, kernel * c, n])
+        Tensor::cat(taps, 0).reshape([self.kernel * c, b * t * n])
     }
 }
 
-/// A linear layer over the channel axis of channels-first features: `[M, C_in, N] ->
-/// [M, C_out, N]` (burn's Linear acts on the last axis, which holds the nodes here).
-fn mix<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [d_in, d_out] = linear.weight.dims();
-    let weight = linear.weight.val().transpose().reshape([1, d_out, d_in]);
-    let y = weight.matmul(x);
+/// A linear layer over the channels of channels-outermost features: `[C_in, M] -> [C_out, M]`
+/// as one matrix product (burn's Linear acts on the last axis).
+fn mix<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    add_bias(linear, weigh(linear, x))
+}
+
+/// The weight part of [`mix`]: `W^T x`.
+fn weigh<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    linear.weight.val().transpose().matmul(x)
+}
+
+/// The bias part of [`mix`]: `y + b` along the channels.
+fn add_bias<B: Backend>(linear: &Linear<B>, y: Tensor<B, 2>) -> Tensor<B, 2> {
     match &linear.bias {
-        Some(bias) => y + bias.val().reshape([1, d_out, 1]),
+        Some(bias) => y + bias.val().unsqueeze_dim(1),
         None => y,
     }
 }
@@ -145,7 +158,6 @@ pub struct GcnBackbone<B: Backend> {
     pub blocks: Vec<GcnBlock<B>>,
     /// Stream-pooled block output (3 x width) -> dim.
     pub project: Linear<B>,
-    pub dropout: Dropout,
     /// `D^-1/2 (A + I) D^-1/2`, `[137, 137]`; a constant, not a parameter.
     pub adjacency: Tensor<B, 2>,
 }
@@ -170,34 +182,65 @@ impl GcnBackboneConfig {
         GcnBackbone {
             blocks,
             project: LinearConfig::new(STREAMS.len() * self.width, self.dim).init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
             adjacency,
         }
     }
 }
 
 impl<B: Backend> GcnBackbone<B> {
+    /// See `FrameBackbone::activation_bytes_per_frame`: per block and node, its input, the
+    /// bottleneck and its 9-frame window (with their gradients) and the block's output.
+    pub fn activation_bytes_per_frame(&self) -> usize {
+        let per_node: usize = self
+            .blocks
+            .iter()
+            .map(|block| {
+                let [c_in, bottleneck] = block.spatial.weight.dims();
+                let c_out = block.temporal.weight.dims()[1];
+                c_in + 12 * bottleneck + 3 * c_out
+            })
+            .sum();
+        4 * NUM_POINTS * per_node
+    }
+
+    /// Frames on each side that reach a frame's output: `kernel / 2` per block.
+    pub fn receptive_halo(&self) -> usize {
+        self.blocks.iter().map(|block| block.kernel / 2).sum()
+    }
+
     /// `points`: `[B, T, 137, C]`, `mask`: `[B, T]` (1 = real frame).
     pub fn forward(&self, points: Tensor<B, 4>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
-        let [b, t, _, _] = points.dims();
-        let keep = mask.reshape([b, t, 1, 1]);
-        // Channels-first inside the blocks (see `GcnBlock::forward`).
-        let mut x = points.swap_dims(2, 3);
+        let [b, t, n, _] = points.dims();
+        let keep = mask.reshape([1, b, t, 1]);
+        // Channels outermost inside the blocks (see `GcnBlock::forward`).
+        let mut x = points.permute([3, 0, 1, 2]);
         for block in &self.blocks {
             x = block.forward(x, self.adjacency.clone(), keep.clone());
         }
-        let width = x.dims()[2];
-        let pooled = STREAMS
-            .iter()
-            .map(|range| {
-                x.clone()
-                    .slice([0..b, 0..t, 0..width, range.clone()])
-                    .mean_dim(3)
-            })
-            .collect();
-        let pooled = Tensor::cat(pooled, 2).reshape([b, t, STREAMS.len() * width]);
-        self.dropout.forward(self.project.forward(pooled))
+        let width = x.dims()[0];
+        // The mean over each stream's nodes, as one product with a `[N, streams]` matrix.
+        let pooled = x
+            .reshape([width * b * t, n])
+            .matmul(stream_means::<B>(&self.adjacency.device()))
+            .reshape([width, b * t, STREAMS.len()])
+            .permute([1, 2, 0])
+            .reshape([b, t, STREAMS.len() * width]);
+        self.project.forward(pooled)
     }
+}
+
+/// `[N, streams]`: column s averages the nodes of stream s.
+fn stream_means<B: Backend>(device: &B::Device) -> Tensor<B, 2> {
+    let mut weights = vec![0.0f32; NUM_POINTS * STREAMS.len()];
+    for (s, range) in STREAMS.iter().enumerate() {
+        for node in range.clone() {
+            weights[node * STREAMS.len() + s] = 1.0 / range.len() as f32;
+        }
+    }
+    Tensor::from_data(
+        TensorData::new(weights, [NUM_POINTS, STREAMS.len()]),
+        device,
+    )
 }
 
 #[cfg(test)]
@@ -212,7 +255,6 @@ mod tests {
             blocks: 2,
             kernel: 9,
             dim: 16,
-            dropout: 0.0,
         }
     }
 
@@ -242,6 +284,131 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    fn floats<const D: usize>(t: Tensor<TestBackend, D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    /// `x W + b` for one row `x` of a Linear (weight `[d_in, d_out]`, row-major).
+    fn affine(linear: &Linear<TestBackend>, x: &[f32]) -> Vec<f32> {
+        let [d_in, d_out] = linear.weight.dims();
+        let w = floats(linear.weight.val());
+        let mut y = floats(linear.bias.as_ref().unwrap().val());
+        for (i, xi) in x.iter().enumerate().take(d_in) {
+            for (o, yo) in y.iter_mut().enumerate() {
+                *yo += xi * w[i * d_out + o];
+            }
+        }
+        y
+    }
+
+    /// The backbone written out element by element from its definition (the module docs), in
+    /// the plain `[B, T, N, C]` layout: `[B, T, dim]`.
+    fn reference(
+        model: &GcnBackbone<TestBackend>,
+        points: &[f32],
+        mask: &[f32],
+        dims: [usize; 4],
+    ) -> Vec<f32> {
+        let [b, t, n, c] = dims;
+        let a = normalized_adjacency();
+        // x[((b * t) + t) * n + node] = channel vector.
+        let mut x: Vec<Vec<f32>> = points.chunks(c).map(|v| v.to_vec()).collect();
+        for block in &model.blocks {
+            let bottleneck = block.spatial.weight.dims()[1];
+            // s = (A X) W_s + b_s, zeroed on padded frames.
+            let mut s = vec![vec![0.0f32; bottleneck]; b * t * n];
+            for frame in 0..b * t {
+                for node in 0..n {
+                    let mut agg = vec![0.0f32; x[0].len()];
+                    for other in 0..n {
+                        for (ch, v) in agg.iter_mut().enumerate() {
+                            *v += a[node * n + other] * x[frame * n + other][ch];
+                        }
+                    }
+                    let keep = mask[frame];
+                    s[frame * n + node] = affine(&block.spatial, &agg)
+                        .iter()
+                        .map(|v| v * keep)
+                        .collect();
+                }
+            }
+            // Temporal: 9 taps of s stacked (tap-major), same padding, then W_t + b_t.
+            let half = block.kernel / 2;
+            let mut out = Vec::with_capacity(b * t * n);
+            for seq in 0..b {
+                for frame in 0..t {
+                    for node in 0..n {
+                        let mut stacked = Vec::new();
+                        for k in 0..block.kernel {
+                            let source = frame as i64 + k as i64 - half as i64;
+                            if (0..t as i64).contains(&source) {
+                                stacked.extend(&s[(seq * t + source as usize) * n + node]);
+                            } else {
+                                stacked.extend(vec![0.0; bottleneck]);
+                            }
+                        }
+                        let y = affine(&block.temporal, &stacked);
+                        let input = &x[(seq * t + frame) * n + node];
+                        let residual = match &block.residual {
+                            Some(projection) => affine(projection, input),
+                            None => input.clone(),
+                        };
+                        out.push(
+                            y.iter()
+                                .zip(&residual)
+                                .map(|(y, r)| (y + r).max(0.0))
+                                .collect(),
+                        );
+                    }
+                }
+            }
+            x = out;
+        }
+        // Mean over each stream's nodes, streams concatenated, then the projection.
+        let mut result = Vec::new();
+        for frame in 0..b * t {
+            let mut pooled = Vec::new();
+            for range in STREAMS {
+                let width = x[0].len();
+                let mut mean = vec![0.0f32; width];
+                for node in range.clone() {
+                    for (w, v) in mean.iter_mut().enumerate() {
+                        *v += x[frame * n + node][w] / range.len() as f32;
+                    }
+                }
+                pooled.extend(mean);
+            }
+            result.extend(affine(&model.project, &pooled));
+        }
+        result
+    }
+
+    #[test]
+    fn matches_an_element_by_element_reference() {
+        let _rng = rng_lock();
+        let device = Default::default();
+        // Width 16 (bottleneck 4) with 3 input channels: block 1 aggregates before its
+        // spatial weight, block 2 after it, so both orders are checked.
+        let config = GcnBackboneConfig {
+            channels: 3,
+            width: 16,
+            blocks: 2,
+            kernel: 9,
+            dim: 8,
+        };
+        let model = config.init::<TestBackend>(&device);
+        let input = batch::<TestBackend>(&[12, 7], 12, 3, 5, &device);
+        let dims = input.points.dims();
+        let points = floats(input.points.clone());
+        let mask = floats(input.mask.clone());
+        let got = floats(model.forward(input.points, input.mask));
+        let want = reference(&model, &points, &mask, dims);
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() < 1e-4, "value {i}: {g} vs reference {w}");
+        }
+    }
+
     #[test]
     fn window_is_same_padded_and_local() {
         let _rng = rng_lock();
@@ -254,13 +421,13 @@ mod tests {
         for frame in 0..t {
             data[frame * NUM_POINTS] = (frame + 1) as f32;
         }
-        // Layout [1, T, C = 1, N].
+        // Layout [C = 1, B = 1, T, N].
         let h = Tensor::<TestBackend, 4>::from_data(
-            TensorData::new(data, [1, t, 1, NUM_POINTS]),
+            TensorData::new(data, [1, 1, t, NUM_POINTS]),
             &device,
         );
         let window = block.window(h);
-        assert_eq!(window.dims(), [1, t, 9, NUM_POINTS]);
+        assert_eq!(window.dims(), [9, t * NUM_POINTS]);
         let window = window.into_data().to_vec::<f32>().unwrap();
         for frame in 0..t {
             for k in 0..9 {
@@ -271,7 +438,7 @@ mod tests {
                     0.0
                 };
                 assert_eq!(
-                    window[(frame * 9 + k) * NUM_POINTS],
+                    window[k * t * NUM_POINTS + frame * NUM_POINTS],
                     expected,
                     "frame {frame} tap {k}"
                 );

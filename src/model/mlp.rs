@@ -4,9 +4,11 @@
 //! `points x channels` and mapped by its own `Linear -> GELU -> Linear` to `dim`. The three
 //! stream vectors are **concatenated** (not summed) and projected to `dim`: concatenation keeps
 //! the streams apart so the projection can weigh them, which summing would blur. Frames are
-//! independent, so padded frames cannot leak into real ones here.
+//! independent, so padded frames cannot leak into real ones here. No dropout here: the
+//! classifier drops out the pooled tokens, so the backbone is a pure function of its input and
+//! can be recomputed chunk by chunk (see `classifier`).
 
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
@@ -21,8 +23,6 @@ pub struct MlpBackboneConfig {
     pub hidden: usize,
     /// Output feature size per frame.
     pub dim: usize,
-    /// Dropout on the fused frame feature.
-    pub dropout: f64,
 }
 
 /// `Linear -> GELU -> Linear` for one stream.
@@ -40,7 +40,8 @@ impl<B: Backend> StreamMlp<B> {
         }
     }
 
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    /// `[rows, points x channels] -> [rows, dim]`.
+    fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         self.output.forward(gelu(self.input.forward(x)))
     }
 }
@@ -52,7 +53,6 @@ pub struct MlpBackbone<B: Backend> {
     pub streams: Vec<StreamMlp<B>>,
     /// Projection of the concatenated stream features to `dim`.
     pub fuse: Linear<B>,
-    pub dropout: Dropout,
 }
 
 impl MlpBackboneConfig {
@@ -64,24 +64,42 @@ impl MlpBackboneConfig {
         MlpBackbone {
             streams,
             fuse: LinearConfig::new(STREAMS.len() * self.dim, self.dim).init(device),
-            dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
 }
 
 impl<B: Backend> MlpBackbone<B> {
+    /// See `FrameBackbone::activation_bytes_per_frame`: the frame's inputs (and their copy),
+    /// each stream's hidden layer before and after GELU and its output, the fused features.
+    pub fn activation_bytes_per_frame(&self) -> usize {
+        let inputs: usize = self.streams.iter().map(|s| s.input.weight.dims()[0]).sum();
+        let per_stream: usize = self
+            .streams
+            .iter()
+            .map(|s| 3 * s.input.weight.dims()[1] + 2 * s.output.weight.dims()[1])
+            .sum();
+        let dim = self.fuse.weight.dims()[1];
+        4 * (2 * inputs + per_stream + 4 * dim)
+    }
+
     pub fn forward(&self, points: Tensor<B, 4>) -> Tensor<B, 3> {
-        let [b, t, _, c] = points.dims();
+        let [b, t, n, c] = points.dims();
+        // One row per frame. A stream's points are consecutive, so its inputs are a block of
+        // columns, which the matrix product reads in place (no copy per stream).
+        let rows = points.reshape([b * t, n * c]);
         let features = STREAMS
             .iter()
             .zip(&self.streams)
             .map(|(range, mlp)| {
-                let stream = points.clone().slice([0..b, 0..t, range.clone(), 0..c]);
-                mlp.forward(stream.reshape([b, t, range.len() * c]))
+                let stream = rows
+                    .clone()
+                    .slice([0..b * t, range.start * c..range.end * c]);
+                mlp.forward(stream)
             })
             .collect();
-        let fused = self.fuse.forward(Tensor::cat(features, 2));
-        self.dropout.forward(fused)
+        let fused = self.fuse.forward(Tensor::cat(features, 1));
+        let dim = fused.dims()[1];
+        fused.reshape([b, t, dim])
     }
 }
 
@@ -99,7 +117,6 @@ mod tests {
                 channels,
                 hidden: 32,
                 dim: 16,
-                dropout: 0.0,
             };
             let model = config.init::<TestBackend>(&device);
             let input = batch::<TestBackend>(&[7, 4], 7, channels, 1, &device);
@@ -115,7 +132,6 @@ mod tests {
             channels: 3,
             hidden: 32,
             dim: 16,
-            dropout: 0.0,
         };
         let model = config.init::<TestBackend>(&device);
         let whole = batch::<TestBackend>(&[6], 6, 3, 2, &device).points;

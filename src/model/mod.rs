@@ -5,8 +5,8 @@
 //! most `max_tokens` tokens, runs a transformer and mean-pools to `[batch, dim]`; the
 //! [`classifier`] head gives two logits (class 0 = lose, 1 = win).
 //!
-//! Everything is generic over `B: Backend`, so the same code runs on ndarray (CPU, tests) and
-//! on CUDA.
+//! Everything is generic over `B: Backend`, so the same code runs on the CPU (burn-flex) and on
+//! CUDA.
 
 pub mod classifier;
 pub mod gcn;
@@ -38,9 +38,9 @@ pub(crate) mod test_util {
     use burn::prelude::*;
     use std::sync::{Mutex, MutexGuard};
 
-    pub type TestBackend = burn::backend::Autodiff<burn::backend::NdArray>;
+    pub type TestBackend = burn::backend::Autodiff<crate::train::CpuBackend>;
 
-    /// burn-ndarray's RNG is one process-wide state: tests that initialise models or run
+    /// The CPU backend's RNG is one process-wide state: tests that initialise models or run
     /// dropout hold this lock so that the determinism test sees only its own draws.
     pub fn rng_lock() -> MutexGuard<'static, ()> {
         static LOCK: Mutex<()> = Mutex::new(());

@@ -134,6 +134,12 @@ impl<B: Backend> SequenceEncoder<B> {
     /// Every sequence needs at least one real frame.
     pub fn forward(&self, x: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
         let (tokens, token_mask) = temporal_pool(x, mask, self.stride, self.tokens);
+        self.encode(tokens, token_mask)
+    }
+
+    /// The transformer and masked mean over already pooled tokens: `tokens` `[B, L, dim]`,
+    /// `token_mask` `[B, L]` (1 = real), as [`temporal_pool`] makes them. Returns `[B, dim]`.
+    pub fn encode(&self, tokens: Tensor<B, 3>, token_mask: Tensor<B, 2>) -> Tensor<B, 2> {
         let [b, l, d] = tokens.dims();
         let tokens = self.positions.forward(tokens);
         // burn's padding mask is true where a token must be ignored.
@@ -154,7 +160,7 @@ mod tests {
     use super::*;
     use crate::model::test_util::{TestBackend, rng_lock, values};
 
-    type Inner = burn::backend::NdArray;
+    type Inner = crate::train::CpuBackend;
 
     fn tensor3(data: Vec<f32>, shape: [usize; 3]) -> Tensor<Inner, 3> {
         Tensor::from_data(TensorData::new(data, shape), &Default::default())

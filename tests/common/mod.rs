@@ -4,13 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-use assert_cmd::Command;
+use std::process::{Command, Output};
 
 /// `xp` with its store set to `store` and no progress bars.
 pub fn xp(store: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("xp").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xp"));
     cmd.env("XP_STORE", store)
         .env_remove("XP_CRASH_AT")
         .arg("--quiet");
