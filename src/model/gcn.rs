@@ -16,7 +16,9 @@
 //! - The temporal convolution runs on a narrow `width/4` bottleneck and is computed as one
 //!   matrix product over the 9-frame window stacked along the channels
 //!   (`9 x width/4 -> width`): per-tap multiply-adds or a depthwise convolution cost several
-//!   times more on the CPU backends.
+//!   times more on the CPU backends. The stacked window is a copy (2.25 x one block output);
+//!   nine frame-shifted products summed instead would need eight additions over the wider
+//!   output (8 x one block output), since burn has no accumulating matrix product.
 //! - The aggregation runs before or after `spatial`, whichever has fewer channels
 //!   (`A (X W) = (A X) W`).
 //! - No BatchNorm (ST-GCN has it): padded frames would enter the batch statistics and a
