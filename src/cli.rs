@@ -100,11 +100,14 @@ pub enum Command {
         A run's id is the blake3 of its resolved config, seed and device, the data snapshot it \
         reads and the code fingerprint (the source that can change a result); a run whose id \
         has results is skipped (--force re-runs it). Runs made by another build of xp are \
-        trained again, unless --reuse-other-code. A killed `xp run` loses at most the run in \
-        progress: run it again to resume.\n\n\
+        trained again, unless --reuse-other-code. A killed `xp run` loses at most the runs in \
+        progress: run it again to resume. With --jobs N (or runtime.jobs in the file), N runs \
+        train at once in worker processes, each on its share of the cores, with the same \
+        numbers as one at a time.\n\n\
         Examples:\n  xp run experiments/mlp_vs_gcn.yaml\n  \
         xp run experiments/mlp_vs_gcn.yaml --dry-run\n  \
-        xp run experiments/mlp_vs_gcn.yaml --set train.epochs=3 --set 'seeds=[0]'"
+        xp run experiments/mlp_vs_gcn.yaml --set train.epochs=3 --set 'seeds=[0]'\n  \
+        xp run experiments/mlp_vs_gcn.yaml --jobs 1   # one run at a time, on every core"
     )]
     Run(RunArgs),
     /// List stored runs.
