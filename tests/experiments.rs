@@ -193,6 +193,10 @@ fn run_grid_skip_determinism_regenerate() {
         md1.starts_with("### tiny") && md1.contains("| 1 | backbone="),
         "{md1}"
     );
+    // Paired intervals for the 4 pairs that differ in one grid key (not the 2 diagonals),
+    // each over both seeds.
+    assert!(md1.contains("paired differences in test accuracy"), "{md1}");
+    assert_eq!(md1.matches(" | 2 x ").count(), 4, "{md1}");
 
     // Regeneration re-runs everything from scratch and finds every number identical.
     let regen = xp_ok(&store, &["leaderboard", "tiny", "--regenerate"]);

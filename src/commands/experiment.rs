@@ -12,7 +12,8 @@ use crate::experiment::runner::{self, PlanStatus, RunOptions};
 use crate::experiment::{current, identity, regenerate};
 use crate::output::new_table;
 use crate::progress::Progress;
-use crate::report::leaderboard::{self, RunResult};
+use crate::report::leaderboard::{self, LeaderRow, RunResult};
+use crate::report::paired;
 use crate::report::plots;
 use crate::store::Store;
 use crate::train::metrics::METRIC_NAMES;
@@ -481,6 +482,7 @@ fn board_for(
         format!(" ({note})")
     };
     let code = identity::code_fingerprint();
+    let predictions = results::read_predictions(&store, &head.snapshot)?;
     let mut failed = false;
     for name in &experiments {
         let runs: Vec<&RunRow> = all.iter().filter(|r| &r.experiment == name).collect();
@@ -513,6 +515,7 @@ fn board_for(
             })
             .collect();
         let rows = leaderboard::aggregate(&results, "accuracy");
+        let comparisons = paired_comparisons(&rows, &selection, &predictions);
         let title = if note.is_empty() {
             format!("{name}: test metrics, mean ± std over seeds")
         } else {
@@ -521,12 +524,14 @@ fn board_for(
         let hidden = current::hidden_note(&selection);
         match args.format {
             BoardFormat::Table => print!(
-                "{}",
-                leaderboard::render_terminal(&rows, &METRIC_NAMES, &title, None)
+                "{}{}",
+                leaderboard::render_terminal(&rows, &METRIC_NAMES, &title, None),
+                paired::render_terminal(&comparisons)
             ),
             BoardFormat::Md => print!(
-                "{}",
-                leaderboard::render_markdown(&rows, &METRIC_NAMES, &title)
+                "{}{}",
+                leaderboard::render_markdown(&rows, &METRIC_NAMES, &title),
+                paired::render_markdown(&comparisons)
             ),
         }
         if let Some(hidden) = &hidden {
@@ -538,7 +543,11 @@ fn board_for(
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             std::fs::write(
                 dir.join("leaderboard.md"),
-                leaderboard::render_markdown(&rows, &METRIC_NAMES, &title),
+                format!(
+                    "{}{}",
+                    leaderboard::render_markdown(&rows, &METRIC_NAMES, &title),
+                    paired::render_markdown(&comparisons)
+                ),
             )?;
             plots::leaderboard_svg(
                 &rows,
@@ -586,9 +595,43 @@ fn board_for(
 /// `--regenerate`: re-runs the runs shown from scratch. False (and says why) when a number
 /// changed, when a run was made by other code (this binary cannot reproduce it, so a match
 /// would prove nothing), or when there is nothing current to regenerate.
+/// Paired comparisons between the shown variants (in leaderboard order, so A is the
+/// better-ranked one): each run's test decisions from its stored probabilities and threshold.
+fn paired_comparisons(
+    rows: &[LeaderRow],
+    selection: &current::Selection<'_>,
+    predictions: &BTreeMap<String, Vec<results::StoredPrediction>>,
+) -> Vec<paired::Comparison> {
+    let variants: Vec<paired::VariantRuns> = rows
+        .iter()
+        .map(|row| paired::VariantRuns {
+            variant: row.variant.clone(),
+            seeds: selection
+                .shown
+                .iter()
+                .filter(|s| s.group == row.group)
+                .map(|s| {
+                    let decisions = predictions
+                        .get(&s.run.run_id)
+                        .map(|p| {
+                            p.iter()
+                                .map(|(video, prob, label)| {
+                                    (*video, (*prob >= s.run.threshold) == (label == "win"))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (s.run.seed, decisions)
+                })
+                .collect(),
+        })
+        .collect();
+    paired::compare_all(&variants)
+}
+
 fn regenerate_shown(
     store: &Store,
-    selection: &current::Selection,
+    selection: &current::Selection<'_>,
     code: &str,
     progress: Progress,
 ) -> Result<bool> {

@@ -1,6 +1,8 @@
-//! Reports of finished experiments: ranked leaderboards (terminal and Markdown) and plots.
+//! Reports of finished experiments: ranked leaderboards (terminal and Markdown), paired
+//! comparisons between variants, and plots.
 
 pub mod leaderboard;
+pub mod paired;
 pub mod plots;
 
 pub use leaderboard::{LeaderRow, RunResult, aggregate, render_markdown, render_terminal};
