@@ -592,9 +592,6 @@ fn board_for(
     Ok(if failed { 1 } else { 0 })
 }
 
-/// `--regenerate`: re-runs the runs shown from scratch. False (and says why) when a number
-/// changed, when a run was made by other code (this binary cannot reproduce it, so a match
-/// would prove nothing), or when there is nothing current to regenerate.
 /// Paired comparisons between the shown variants (in leaderboard order, so A is the
 /// better-ranked one): each run's test decisions from its stored probabilities and threshold.
 fn paired_comparisons(
@@ -629,6 +626,9 @@ fn paired_comparisons(
     paired::compare_all(&variants)
 }
 
+/// `--regenerate`: re-runs the runs shown from scratch. False (and says why) when a number
+/// changed, when a run was made by other code (this binary cannot reproduce it, so a match
+/// would prove nothing), or when there is nothing current to regenerate.
 fn regenerate_shown(
     store: &Store,
     selection: &current::Selection<'_>,

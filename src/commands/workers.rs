@@ -52,7 +52,7 @@ pub fn train_in_workers(
                         }
                         Err(e) => failures.lock().unwrap().push(format!(
                             "run {} ({} seed {}): {e:#}",
-                            &plan.id[..12.min(plan.id.len())],
+                            super::short(&plan.id),
                             plan.run.variant,
                             plan.run.seed
                         )),

@@ -315,7 +315,7 @@ impl<B: Backend> ModuleVisitor<B> for Materialize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_util::{TestBackend, batch, repad, rng_lock};
+    use crate::model::test_util::{TestBackend, batch, repad, rng_lock, small_config};
     use burn::module::AutodiffModule;
     use burn::nn::loss::CrossEntropyLossConfig;
     use burn::optim::{AdamConfig, GradientsParams, Optimizer};
@@ -323,23 +323,6 @@ mod tests {
     use burn::tensor::ops::PadMode;
 
     type B = TestBackend;
-
-    fn small(backbone: Backbone, channels: usize) -> KeypointModelConfig {
-        KeypointModelConfig {
-            backbone,
-            channels,
-            dim: 16,
-            layers: 1,
-            heads: 2,
-            max_tokens: 16,
-            max_frames: 64,
-            dropout: 0.1,
-            gcn_channels: 8,
-            gcn_blocks: 2,
-            mlp_hidden: 16,
-            frame_chunk: 0,
-        }
-    }
 
     fn targets(device: &burn::tensor::Device<B>, labels: &[i64]) -> Tensor<B, 1, Int> {
         Tensor::from_data(TensorData::new(labels.to_vec(), [labels.len()]), device)
@@ -368,7 +351,7 @@ mod tests {
         let device = Default::default();
         for backbone in [Backbone::Mlp, Backbone::Gcn] {
             for channels in [3, 5] {
-                let model = KeypointModel::<B>::new(&small(backbone, channels), &device);
+                let model = KeypointModel::<B>::new(&small_config(backbone, channels), &device);
                 let input = batch::<B>(&[50, 25, 40], 50, channels, 7, &device);
                 let logits = model.forward(&input);
                 assert_eq!(logits.dims(), [3, 2], "{backbone:?} {channels}");
@@ -383,7 +366,7 @@ mod tests {
         let _rng = rng_lock();
         let device = Default::default();
         for backbone in [Backbone::Mlp, Backbone::Gcn] {
-            let model = KeypointModel::<B>::new(&small(backbone, 5), &device);
+            let model = KeypointModel::<B>::new(&small_config(backbone, 5), &device);
             let input = batch::<B>(&[30, 15], 30, 5, 8, &device);
             let grads = loss(&model, &input, &[0, 1]).backward();
 
@@ -423,7 +406,7 @@ mod tests {
         let _rng = rng_lock();
         let device = Default::default();
         for backbone in [Backbone::Mlp, Backbone::Gcn] {
-            let model = KeypointModel::<B>::new(&small(backbone, 5), &device);
+            let model = KeypointModel::<B>::new(&small_config(backbone, 5), &device);
             let input = batch::<B>(&[50, 25, 40], 50, 5, 9, &device);
             let other = repad(&input, 123);
             // Inference (no dropout).
@@ -474,7 +457,7 @@ mod tests {
         let device = Default::default();
         for backbone in [Backbone::Mlp, Backbone::Gcn] {
             // max_frames 64, max_tokens 16: 4 frames a token, whatever the batch.
-            let model = KeypointModel::<B>::new(&small(backbone, 5), &device).valid();
+            let model = KeypointModel::<B>::new(&small_config(backbone, 5), &device).valid();
             let lengths = [37, 64, 5, 20, 61, 12, 33, 48];
             let input = batch::<B>(&lengths, 64, 5, 21, &device);
             let together: Vec<f32> = model
@@ -532,7 +515,7 @@ mod tests {
             let config = KeypointModelConfig {
                 max_tokens: 256,
                 max_frames: 4096,
-                ..small(backbone, 5)
+                ..small_config(backbone, 5)
             };
             let model = KeypointModel::<B>::new(&config, &device).valid();
             let input = batch(&[4096], 4096, 5, 10, &device);
@@ -547,7 +530,7 @@ mod tests {
         for backbone in [Backbone::Mlp, Backbone::Gcn] {
             let run = || {
                 B::seed(&device, 42);
-                let model = KeypointModel::<B>::new(&small(backbone, 5), &device);
+                let model = KeypointModel::<B>::new(&small_config(backbone, 5), &device);
                 let input = batch::<B>(&[20, 12], 20, 5, 11, &device);
                 let before = model.valid().forward(&to_inner(&input)).into_data();
                 let grads = loss(&model, &input, &[1, 0]).backward();

@@ -40,6 +40,28 @@ pub(crate) mod test_util {
 
     pub type TestBackend = burn::backend::Autodiff<crate::train::CpuBackend>;
 
+    /// A small keypoint classifier for tests: 4 frames a token (64 frames, 16 tokens), the
+    /// backbone chunk sized automatically.
+    pub fn small_config(
+        backbone: crate::model::Backbone,
+        channels: usize,
+    ) -> crate::model::KeypointModelConfig {
+        crate::model::KeypointModelConfig {
+            backbone,
+            channels,
+            dim: 16,
+            layers: 1,
+            heads: 2,
+            max_tokens: 16,
+            max_frames: 64,
+            dropout: 0.1,
+            gcn_channels: 8,
+            gcn_blocks: 2,
+            mlp_hidden: 16,
+            frame_chunk: 0,
+        }
+    }
+
     /// The CPU backend's RNG is one process-wide state: tests that initialise models or run
     /// dropout hold this lock so that the determinism test sees only its own draws.
     pub fn rng_lock() -> MutexGuard<'static, ()> {

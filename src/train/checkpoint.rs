@@ -82,7 +82,7 @@ pub fn loss_and_grads<B: AutodiffBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_util::{TestBackend, batch, rng_lock};
+    use crate::model::test_util::{TestBackend, batch, rng_lock, small_config};
     use crate::model::{Backbone, KeypointModelConfig};
     use burn::module::{Module, ModuleVisitor, Param};
     use burn::tensor::backend::Backend;
@@ -119,20 +119,10 @@ mod tests {
         let _rng = rng_lock();
         let device = Default::default();
         for backbone in [Backbone::Mlp, Backbone::Gcn] {
+            // 4 frames a token; one chunk unless told otherwise.
             let config = KeypointModelConfig {
-                backbone,
-                channels: 5,
-                dim: 16,
-                layers: 1,
-                heads: 2,
-                max_tokens: 16,
-                // 4 frames a token.
-                max_frames: 64,
-                dropout: 0.1,
-                gcn_channels: 8,
-                gcn_blocks: 2,
-                mlp_hidden: 16,
                 frame_chunk: 1000,
+                ..small_config(backbone, 5)
             };
             <B as Backend>::seed(&device, 3);
             let whole = KeypointModel::<B>::new(&config, &device);
