@@ -164,11 +164,18 @@ fn run_grid_skip_determinism_regenerate() {
     // also when two worker processes train the grid (each on its share of the cores).
     let tmp2 = tempfile::tempdir().unwrap();
     let store2 = demo_store(tmp2.path());
-    let parallel = xp_ok(&store2, &["run", &tiny(), "--jobs", "2"]);
-    assert!(
-        parallel.contains("trained 8 runs, 0 already done"),
-        "{parallel}"
+    let parallel = xp_out(&store2, &["run", &tiny(), "--jobs", "2"]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&parallel.stdout),
+        String::from_utf8_lossy(&parallel.stderr),
     );
+    assert!(parallel.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("trained 8 runs, 0 already done"),
+        "{stdout}"
+    );
+    // Each run trained by exactly one worker (the workers' reports are relayed on stderr).
+    assert_eq!(stderr.matches("finished ").count(), 8, "{stderr}");
     assert_eq!(metrics_csv(&store), metrics_csv(&store2));
     let predictions = |store: &Path| {
         xp_ok(
