@@ -17,7 +17,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::{Distribution, Tensor};
 use xp::experiment::spec::{BackboneName, RunConfig};
-use xp::model::{KeypointBatch, KeypointModel};
+use xp::model::{Batch, Classifier, KeypointBatch, KeypointModel};
 
 fn config(backbone: BackboneName) -> RunConfig {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/mlp_vs_gcn.yaml");
@@ -52,17 +52,17 @@ fn case(backbone: BackboneName, frames: usize) {
     let channels = 5;
     let mut model_config = xp::train::model_config(&cfg, channels);
     model_config.frame_chunk = env_usize("XP_BENCH_CHUNK", model_config.frame_chunk);
-    let mut model: KeypointModel<B> = KeypointModel::new(&model_config, &device);
+    let mut model = Classifier::keypoints_only(KeypointModel::<B>::new(&model_config, &device));
     let params = model.num_params();
-    let mut optim = AdamWConfig::new().init::<B, KeypointModel<B>>();
-    let input = KeypointBatch {
+    let mut optim = AdamWConfig::new().init::<B, Classifier<B>>();
+    let input = Batch::keypoints_only(KeypointBatch {
         points: Tensor::<B, 4>::random(
             [batch, frames, 137, channels],
             Distribution::Normal(0.0, 1.0),
             &device,
         ),
         mask: Tensor::<B, 2>::ones([batch, frames], &device),
-    };
+    });
     // One warm-up step, then timed steps.
     let mut times = Vec::new();
     let mut cpu = 0.0;

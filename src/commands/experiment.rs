@@ -63,15 +63,15 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
         reuse_other_code: args.reuse_other_code,
     };
     if args.dry_run {
-        let (data_id, plans) = runner::plan(&store, &experiment, policy, args.device)?;
+        let (snapshot_id, plans) = runner::plan(&store, &experiment, policy, args.device)?;
         println!(
-            "experiment {} ({} runs) on data snapshot {}",
+            "experiment {} ({} runs) on snapshot {}",
             experiment.name,
             plans.len(),
-            short(&data_id)
+            short(&snapshot_id)
         );
         let mut t = new_table();
-        t.set_header(["run", "variant", "seed", "status"]);
+        t.set_header(["run", "variant", "seed", "data", "status"]);
         for p in &plans {
             let status = match &p.status {
                 PlanStatus::Done => "done".to_string(),
@@ -85,6 +85,7 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
                 short(&p.id).to_string(),
                 p.run.variant.clone(),
                 p.run.seed.to_string(),
+                short(&p.data.id).to_string(),
                 status,
             ]);
         }

@@ -1,8 +1,11 @@
 //! Store -> training examples. Reads only the store (never source files): the `videos` table
-//! for labels and subjects, the protocol for splits, and one keypoint part per video.
+//! for labels and subjects, the protocol for splits, and per video the parts of the modalities
+//! the run reads (keypoints; one embedding model's image vectors; one text model's transcript
+//! vectors).
 
 pub mod normalize;
 mod pseudo;
+pub mod vectors;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +14,8 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float32Type, Int16Type, Int32Type};
 use rayon::prelude::*;
 
-use crate::experiment::spec::RunConfig;
+use crate::experiment::identity::model_suffix;
+use crate::experiment::spec::{MissingModality, Modality, RunConfig, Speakers};
 use crate::protocol::{self, SplitBy};
 use crate::store::{Snapshot, Store, part};
 use normalize::{POINTS, RawVideo};
@@ -25,9 +29,27 @@ pub struct Example {
     pub label: u8,
     /// Loss weight of the example (pseudo-labelled videos may weigh less).
     pub weight: f32,
+    /// Sampled positions on the video's time axis (the keypoint frames when the run reads
+    /// keypoints, else the span of its image vectors); 0 for a text-only run.
     pub frames: usize,
-    /// `[frames, 137, channels]`, flattened.
+    /// Keypoints `[frames, 137, channels]`, flattened; empty when the run reads none or the
+    /// video has none (masked).
     pub data: Vec<f32>,
+    /// Image vectors over the same `frames` positions, when read and present.
+    pub image: Option<vectors::ImageFrames>,
+    /// Transcript vectors, when read and present.
+    pub text: Option<vectors::TextVectors>,
+}
+
+impl Example {
+    /// Whether the video has this modality's input (a run that does not read it: false).
+    pub fn has(&self, modality: Modality) -> bool {
+        match modality {
+            Modality::Keypoints => !self.data.is_empty(),
+            Modality::Image => self.image.is_some(),
+            Modality::Text => self.text.is_some(),
+        }
+    }
 }
 
 /// The examples of one run.
@@ -37,6 +59,13 @@ pub struct Splits {
     pub val: Vec<Example>,
     pub test: Vec<Example>,
     pub channels: usize,
+    /// The run's modalities, in the model's branch order (keypoints, image, text).
+    pub modalities: Vec<Modality>,
+    /// Size of the image and text vectors (0 when not read).
+    pub image_dim: usize,
+    pub text_dim: usize,
+    /// Videos kept with some modality masked (`data.missing_modality: mask`).
+    pub masked: usize,
     /// Protocol videos left out because they lack an input the run reads (only with
     /// `data.allow_missing`; otherwise loading fails and lists them).
     pub missing: Vec<i32>,
@@ -77,11 +106,11 @@ fn read_videos(store: &Store, snapshot: &Snapshot) -> Result<BTreeMap<i32, Video
     Ok(out)
 }
 
-/// Reads one video's keypoint part into dense frames, keeping per frame the person whose body
+/// Reads one video's keypoint part into dense frames (and the number of the first), keeping per frame the person whose body
 /// is most confidently detected (the player, not an interviewer at the edge). The sequence
 /// runs from the first to the last frame the part holds: frames before the first one are not
 /// part of the video's keypoints (a dump may start late), so they are not padded in.
-fn read_raw(path: &std::path::Path) -> Result<RawVideo> {
+fn read_raw(path: &std::path::Path) -> Result<(RawVideo, i64)> {
     let batches = part::read_all(path)?;
     let mut best: BTreeMap<i32, (f32, Vec<f32>)> = BTreeMap::new();
     let (mut first, mut last) = (i32::MAX, i32::MIN);
@@ -122,14 +151,14 @@ fn read_raw(path: &std::path::Path) -> Result<RawVideo> {
         }
     }
     if first > last {
-        return Ok(RawVideo { frames: Vec::new() });
+        return Ok((RawVideo { frames: Vec::new() }, 0));
     }
     // Ingest bounds frame numbers (`ingest::names::MAX_FRAME`), so this span is bounded too.
     let mut frames = vec![None; (i64::from(last) - i64::from(first) + 1) as usize];
     for (f, (_, v)) in best {
         frames[(f - first) as usize] = Some(v);
     }
-    Ok(RawVideo { frames })
+    Ok((RawVideo { frames }, i64::from(first)))
 }
 
 /// Subjects held out of training for early stopping: a fixed, seed-independent choice, so
@@ -154,21 +183,154 @@ fn validation_subjects(subjects: &BTreeSet<i32>, fraction: f64) -> BTreeSet<i32>
 /// The split name of pool videos merged with a pseudo-label.
 const PSEUDO: &str = "pseudo";
 
+/// Video id -> part file of one table, narrowed to one embedding model's parts when `model`
+/// is given (part keys `video=<id>` or `video=<id>/model=<model>`).
+fn parts_by_video(
+    store: &Store,
+    snapshot: &Snapshot,
+    table: &str,
+    model: Option<&str>,
+) -> Result<BTreeMap<i32, String>> {
+    let Some(version) = snapshot.tables.get(table) else {
+        return Ok(BTreeMap::new());
+    };
+    let suffix = model.map(model_suffix);
+    Ok(store
+        .read_table_version(version)?
+        .parts
+        .into_iter()
+        .filter_map(|p| {
+            let key = match &suffix {
+                Some(s) => p.key.strip_suffix(s.as_str())?,
+                None => p.key.as_str(),
+            };
+            Some((key.strip_prefix("video=")?.parse().ok()?, p.file))
+        })
+        .collect())
+}
+
+/// Where each modality of one video is stored (None: the store has none for it).
+#[derive(Default)]
+struct Sources {
+    keypoints: Option<String>,
+    image: Option<String>,
+    text: Option<String>,
+    transcript: Option<String>,
+}
+
+/// Reads one video's inputs.
+fn read_example(
+    store: &Store,
+    config: &RunConfig,
+    sources: &Sources,
+) -> Result<(usize, Vec<f32>, Option<vectors::ImageFrames>, Option<vectors::TextVectors>)> {
+    let kp = &config.model.keypoints;
+    let seq = &config.model.sequence;
+    let (mut frames, mut data, mut positions) = (0, Vec::new(), Vec::new());
+    if let Some(file) = &sources.keypoints {
+        let (raw, first) = read_raw(&store.part_path(file))?;
+        if !raw.frames.is_empty() {
+            positions = normalize::sample_indices(raw.frames.len(), seq.max_frames, seq.sampling)
+                .into_iter()
+                .map(|i| first + i as i64)
+                .collect();
+            (frames, data) =
+                normalize::features(&raw, seq.max_frames, seq.sampling, &kp.streams, kp.offsets);
+        }
+    }
+    let mut image = None;
+    if let Some(file) = &sources.image {
+        let v = vectors::read_frame_vectors(&store.part_path(file))?;
+        if let (Some(&lo), Some(&hi)) = (v.frames.first(), v.frames.last()) {
+            if positions.is_empty() {
+                // No keypoints: the time axis is the span of the image vectors.
+                positions =
+                    normalize::sample_indices((hi - lo + 1) as usize, seq.max_frames, seq.sampling)
+                        .into_iter()
+                        .map(|i| lo + i as i64)
+                        .collect();
+                frames = positions.len();
+            }
+            image = vectors::align(&v, &positions);
+        }
+    }
+    let mut text = None;
+    if let Some(file) = &sources.text {
+        let path = store.part_path(file);
+        text = match config.model.text.speakers {
+            Speakers::All => vectors::read_text_vectors(&path, None)?,
+            Speakers::Interviewee => {
+                let Some(transcript) = &sources.transcript else {
+                    return Ok((frames, data, image, None));
+                };
+                let keep: BTreeSet<i32> = vectors::segments_of_speaker(
+                    &store.part_path(transcript),
+                    "interviewee",
+                )?
+                .into_iter()
+                .collect();
+                vectors::read_text_vectors(&path, Some(&|s| keep.contains(&s)))?
+            }
+        };
+    }
+    Ok((frames, data, image, text))
+}
+
+/// What the store lacks for one modality, in words, for the error.
+fn how_to_get(modality: Modality, config: &RunConfig) -> String {
+    match modality {
+        Modality::Keypoints => "keypoints (`xp ingest openpose`)".into(),
+        Modality::Image => format!(
+            "`{}` image vectors (`xp ingest embeddings --model {}`)",
+            config.model.image.embedding, config.model.image.embedding
+        ),
+        Modality::Text => match config.model.text.speakers {
+            Speakers::All => format!(
+                "`{}` transcript vectors (`xp ingest text-embeddings --model {}`)",
+                config.model.text.embedding, config.model.text.embedding
+            ),
+            Speakers::Interviewee => format!(
+                "`{}` vectors of interviewee segments (per-segment text embeddings and \
+                 transcripts with speakers)",
+                config.model.text.embedding
+            ),
+        },
+    }
+}
+
 /// Loads the train, validation and test examples of a run from a snapshot. With
 /// `train.pseudo_labels.use`, pool videos that the chosen labeler labelled join `train`, with
-/// the pseudo-label and `train.pseudo_labels.weight`.
+/// the pseudo-label and `train.pseudo_labels.weight`, rebalanced as configured.
 pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Splits> {
     let videos = read_videos(store, snapshot)?;
     let protocol = protocol::by_name(&config.data.protocol)
         .with_context(|| format!("unknown protocol `{}`", config.data.protocol))?;
-    let keypoint_parts: BTreeMap<i32, String> = match snapshot.tables.get("keypoints") {
-        Some(v) => store
-            .read_table_version(v)?
-            .parts
-            .into_iter()
-            .filter_map(|p| Some((p.key.strip_prefix("video=")?.parse().ok()?, p.file)))
-            .collect(),
-        None => BTreeMap::new(),
+    // The model's branch order, whatever order the config lists them in.
+    let modalities: Vec<Modality> = Modality::ALL
+        .into_iter()
+        .filter(|m| config.model.modalities.contains(m))
+        .collect();
+    let reads = |m| modalities.contains(&m);
+    let empty = BTreeMap::new;
+    let keypoint_parts = if reads(Modality::Keypoints) {
+        parts_by_video(store, snapshot, "keypoints", None)?
+    } else {
+        empty()
+    };
+    let image_parts = if reads(Modality::Image) {
+        parts_by_video(store, snapshot, "embeddings", Some(&config.model.image.embedding))?
+    } else {
+        empty()
+    };
+    let text_parts = if reads(Modality::Text) {
+        parts_by_video(store, snapshot, "text_embeddings", Some(&config.model.text.embedding))?
+    } else {
+        empty()
+    };
+    let transcript_parts = if reads(Modality::Text) && config.model.text.speakers == Speakers::Interviewee {
+        parts_by_video(store, snapshot, "transcripts", None)?
+    } else {
+        empty()
     };
     let split_of = |id: i32, v: &VideoRow| match protocol.split_by {
         SplitBy::Video => protocol.split_of(id),
@@ -179,8 +341,7 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
     } else {
         BTreeMap::new()
     };
-    let mut wanted = Vec::new();
-    let mut missing: BTreeMap<&'static str, Vec<i32>> = BTreeMap::new();
+    let mut wanted: Vec<(i32, &'static str, Sources)> = Vec::new();
     for (&id, v) in &videos {
         let mut split = split_of(id, v);
         if split == protocol::POOL {
@@ -191,46 +352,26 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
             }
             split = PSEUDO;
         }
-        match keypoint_parts.get(&id) {
-            Some(file) => wanted.push((id, split, file.clone())),
-            // A pool video without keypoints is simply not merged: it has no role to lose.
-            None if split == PSEUDO => {}
-            None => missing.entry(split).or_default().push(id),
-        }
+        let sources = Sources {
+            keypoints: keypoint_parts.get(&id).cloned(),
+            image: image_parts.get(&id).cloned(),
+            text: text_parts.get(&id).cloned(),
+            transcript: transcript_parts.get(&id).cloned(),
+        };
+        wanted.push((id, split, sources));
     }
-    if !missing.is_empty() && !config.data.allow_missing {
-        let listed: Vec<String> = missing
-            .iter()
-            .map(|(split, ids)| {
-                let shown: Vec<String> = ids.iter().take(20).map(i32::to_string).collect();
-                let more = if ids.len() > 20 { ", ..." } else { "" };
-                format!("{} {split} ({}{more})", ids.len(), shown.join(", "))
-            })
-            .collect();
-        bail!(
-            "protocol {} videos without keypoints in data snapshot {}: {}. Ingest their \
-             keypoints, or set `data.allow_missing: true` to train and evaluate without them \
-             (the run then records how many it left out, and the leaderboard shows it)",
-            protocol.name,
-            &snapshot.id()[..12],
-            listed.join("; ")
-        );
-    }
-    let missing: Vec<i32> = missing.into_values().flatten().collect();
-    let kp = &config.model.keypoints;
-    let seq = &config.model.sequence;
-    let examples: Vec<(&'static str, Example)> = wanted
+    let loaded: Vec<(i32, &'static str, Example)> = wanted
         .par_iter()
-        .map(|(id, split, file)| {
-            let raw = read_raw(&store.part_path(file))?;
-            let (frames, data) =
-                normalize::features(&raw, seq.max_frames, seq.sampling, &kp.streams, kp.offsets);
+        .map(|(id, split, sources)| {
+            let (frames, data, image, text) = read_example(store, config, sources)
+                .with_context(|| format!("video {id}"))?;
             let v = &videos[id];
             let (label, weight) = match pseudo.get(id) {
                 Some(&l) if *split == PSEUDO => (l, config.train.pseudo_labels.weight as f32),
                 _ => (v.label, 1.0),
             };
             Ok((
+                *id,
                 *split,
                 Example {
                     video_id: *id,
@@ -239,10 +380,76 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
                     weight,
                     frames,
                     data,
+                    image,
+                    text,
                 },
             ))
         })
         .collect::<Result<_>>()?;
+    // Videos that lack an input: masked (some of several, when the run allows it), or missing.
+    let mask = config.data.missing_modality == MissingModality::Mask;
+    let mut missing: BTreeMap<(Modality, &'static str), Vec<i32>> = BTreeMap::new();
+    let mut examples = Vec::with_capacity(loaded.len());
+    let mut masked = 0;
+    for (id, split, e) in loaded {
+        let lacking: Vec<Modality> = modalities.iter().copied().filter(|m| !e.has(*m)).collect();
+        if lacking.is_empty() {
+            examples.push((split, e));
+        } else if mask && lacking.len() < modalities.len() {
+            masked += 1;
+            examples.push((split, e));
+        } else if split != PSEUDO {
+            // A pool video that lacks an input is simply not merged: it has no role to lose.
+            for m in lacking {
+                missing.entry((m, split)).or_default().push(id);
+            }
+        }
+    }
+    if !missing.is_empty() && !config.data.allow_missing {
+        let listed: Vec<String> = missing
+            .iter()
+            .map(|((m, split), ids)| {
+                let shown: Vec<String> = ids.iter().take(20).map(i32::to_string).collect();
+                let more = if ids.len() > 20 { ", ..." } else { "" };
+                format!(
+                    "{} {split} without {} ({}{more})",
+                    ids.len(),
+                    how_to_get(*m, config),
+                    shown.join(", ")
+                )
+            })
+            .collect();
+        let hint = if modalities.len() > 1 && !mask {
+            ", or `data.missing_modality: mask` to keep a video that has some of the run's \
+             inputs (the model is told which are absent)"
+        } else {
+            ""
+        };
+        bail!(
+            "protocol {} videos lack inputs this run reads, in data snapshot {}: {}. Ingest \
+             them, or set `data.allow_missing: true` to train and evaluate without these \
+             videos (the run then records how many it left out, and the leaderboard shows \
+             it){hint}",
+            protocol.name,
+            &snapshot.id()[..12],
+            listed.join("; ")
+        );
+    }
+    let missing: Vec<i32> = missing
+        .into_values()
+        .flatten()
+        .collect::<BTreeSet<i32>>()
+        .into_iter()
+        .collect();
+    let dim_of = |get: &dyn Fn(&Example) -> Option<usize>| -> Result<usize> {
+        let dims: BTreeSet<usize> = examples.iter().filter_map(|(_, e)| get(e)).collect();
+        if dims.len() > 1 {
+            bail!("vectors of one model have different sizes: {dims:?}");
+        }
+        Ok(dims.into_iter().next().unwrap_or(0))
+    };
+    let image_dim = dim_of(&|e| e.image.as_ref().map(|i| i.dim))?;
+    let text_dim = dim_of(&|e| e.text.as_ref().map(|t| t.dim))?;
     let train_subjects: BTreeSet<i32> = examples
         .iter()
         .filter(|(s, _)| *s == "train")
@@ -253,27 +460,34 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
         train: vec![],
         val: vec![],
         test: vec![],
-        channels: if kp.offsets { 5 } else { 3 },
+        channels: if config.model.keypoints.offsets { 5 } else { 3 },
+        modalities,
+        image_dim,
+        text_dim,
+        masked,
         missing,
         pseudo_labelled: 0,
     };
+    let mut pseudo_examples = Vec::new();
     for (split, e) in examples {
         match split {
             "test" => splits.test.push(e),
             // A validation subject's pool video would leak that subject into training.
             PSEUDO if val_subjects.contains(&e.subject_id) => {}
-            PSEUDO => {
-                splits.pseudo_labelled += 1;
-                splits.train.push(e);
-            }
+            PSEUDO => pseudo_examples.push(e),
             _ if val_subjects.contains(&e.subject_id) => splits.val.push(e),
             _ => splits.train.push(e),
         }
     }
+    let gold = [0u8, 1].map(|c| splits.train.iter().filter(|e| e.label == c).count());
+    let pseudo_examples =
+        pseudo::rebalance(pseudo_examples, gold, config.train.pseudo_labels.rebalance);
+    splits.pseudo_labelled = pseudo_examples.len();
+    splits.train.extend(pseudo_examples);
     if splits.train.is_empty() || splits.test.is_empty() {
         bail!(
-            "protocol {} has {} training and {} test videos with keypoints in data snapshot {}; \
-             nothing to train or evaluate",
+            "protocol {} has {} training and {} test videos with the run's inputs in data \
+             snapshot {}; nothing to train or evaluate",
             protocol.name,
             splits.train.len(),
             splits.test.len(),
@@ -316,7 +530,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("part.parquet");
         std::fs::write(&path, part::encode(&video.to_batch().unwrap()).unwrap()).unwrap();
-        let raw = read_raw(&path).unwrap();
+        let (raw, first) = read_raw(&path).unwrap();
+        assert_eq!(first, 5_000);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(raw.frames.len(), 4, "frames 5000..=5003, not 5004 slots");
         assert_eq!(raw.frames[0].as_ref().unwrap()[0], 0.25);

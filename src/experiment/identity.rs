@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 
-use super::spec::RunConfig;
+use super::spec::{Modality, RunConfig, Speakers};
 use crate::store::{Snapshot, Store};
 
 /// The xp version, stored with every run for people to read.
@@ -22,30 +22,104 @@ pub fn code_fingerprint() -> String {
     }
 }
 
-/// The tables a run reads. Only they are part of its identity: storing results, crops,
-/// embeddings or transcripts (which the keypoint trainer does not read) keeps every run id.
-/// A trainer that learns to read another table must add it here.
-pub const TRAINING_TABLES: &[&str] = &["videos", "clips", "keypoints", "pseudo_labels"];
-
-/// The data part of a snapshot: the tables in `TRAINING_TABLES`.
-pub fn data_snapshot(snapshot: &Snapshot) -> Snapshot {
-    let mut data = snapshot.clone();
-    data.tables
-        .retain(|name, _| TRAINING_TABLES.contains(&name.as_str()));
-    data
+/// What a run reads from the store: the tables it needs, each whole or narrowed to one
+/// embedding model's parts. Only these are part of its identity, so storing results, crops,
+/// or the vectors of another embedding model keeps the run's id, and ingesting new image
+/// vectors retrains the image runs and leaves the keypoint-only ones alone. A trainer that
+/// learns to read another table must add it here.
+pub fn tables_read(config: &RunConfig) -> Vec<(&'static str, Option<String>)> {
+    let mut tables = vec![("videos", None), ("clips", None)];
+    for m in &config.model.modalities {
+        match m {
+            Modality::Keypoints => tables.push(("keypoints", None)),
+            Modality::Image => tables.push(("embeddings", Some(config.model.image.embedding.clone()))),
+            Modality::Text => {
+                tables.push(("text_embeddings", Some(config.model.text.embedding.clone())));
+                if config.model.text.speakers == Speakers::Interviewee {
+                    tables.push(("transcripts", None));
+                }
+            }
+        }
+    }
+    if config.train.pseudo_labels.use_ {
+        tables.push(("pseudo_labels", None));
+    }
+    tables.sort();
+    tables
 }
 
-/// Finds a stored snapshot whose data part has the given id (any will do: they hold the same
-/// data tables). Searches the log newest first.
-pub fn find_data_snapshot(store: &Store, data_id: &str) -> Result<Snapshot> {
+/// The data one run reads: the snapshot narrowed to its tables, and the id that stands for
+/// exactly those rows (a narrowed table counts only its model's parts).
+#[derive(Debug, Clone)]
+pub struct DataView {
+    /// The run's tables, whole (a loader narrows embedding tables to the model itself).
+    pub snapshot: Snapshot,
+    pub id: String,
+}
+
+/// The part key suffix of one embedding model's parts (`video=298/model=dinov2-base`).
+pub fn model_suffix(model: &str) -> String {
+    format!("/model={model}")
+}
+
+/// The data view of `config` on `snapshot`.
+pub fn data_view(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<DataView> {
+    let tables = tables_read(config);
+    let mut narrowed = snapshot.clone();
+    narrowed
+        .tables
+        .retain(|name, _| tables.iter().any(|(t, _)| t == name));
+    let filtered: Vec<(&str, &String)> = tables
+        .iter()
+        .filter_map(|(t, m)| Some((*t, m.as_ref()?)))
+        .collect();
+    if filtered.is_empty() {
+        let id = narrowed.id();
+        return Ok(DataView {
+            snapshot: narrowed,
+            id,
+        });
+    }
+    // The whole tables by their version ids; the narrowed ones by their model's parts.
+    let mut whole = narrowed.clone();
+    let mut h = blake3::Hasher::new();
+    for (table, model) in filtered {
+        whole.tables.remove(table);
+        let parts: Vec<(String, String)> = match narrowed.tables.get(table) {
+            Some(version) => {
+                let version = store.read_table_version(version)?;
+                let suffix = model_suffix(model);
+                version
+                    .parts
+                    .into_iter()
+                    .filter(|p| p.key.ends_with(&suffix))
+                    .map(|p| (p.key, p.file))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let text = serde_json::to_string(&(table, model, parts)).expect("serialisable");
+        h.update(&(text.len() as u64).to_le_bytes());
+        h.update(text.as_bytes());
+    }
+    h.update(whole.id().as_bytes());
+    Ok(DataView {
+        snapshot: narrowed,
+        id: h.finalize().to_hex().to_string(),
+    })
+}
+
+/// Finds a stored snapshot whose data view for `config` has the given id (any will do: they
+/// hold the same rows for this run). Searches the log newest first.
+pub fn find_data_view(store: &Store, data_id: &str, config: &RunConfig) -> Result<DataView> {
     for seq in store.log_seqs()?.into_iter().rev() {
         let entry = store.read_log(seq)?;
         let Ok(snapshot) = store.read_snapshot(&entry.snapshot) else {
             continue; // collected by gc --keep
         };
-        let data = data_snapshot(&snapshot);
-        if data.id() == data_id {
-            return Ok(data);
+        let view = data_view(store, &snapshot, config)?;
+        if view.id == data_id {
+            return Ok(view);
         }
     }
     bail!(

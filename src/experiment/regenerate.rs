@@ -83,10 +83,10 @@ pub fn regenerate(
         let resolved: ResolvedRun = serde_json::from_str(&run.config)
             .with_context(|| format!("run {}: the stored config does not parse", run.run_id))?;
         let config = resolved.config;
-        let data = identity::find_data_snapshot(store, &run.data_snapshot)?;
+        let data = identity::find_data_view(store, &run.data_snapshot, &config)?;
         let dir = tempfile_dir()?;
-        let scratch = scratch_store(store, &data, dir.path())?;
-        let splits = dataset::load(&scratch, &data, &config)?;
+        let scratch = scratch_store(store, &data.snapshot, dir.path())?;
+        let splits = dataset::load(&scratch, &data.snapshot, &config)?;
         let plan = RunPlan {
             run: PlannedRun {
                 variant: run.variant.clone(),
@@ -96,6 +96,7 @@ pub fn regenerate(
             id: run.run_id.clone(),
             canonical: run.config.clone(),
             status: PlanStatus::Todo,
+            data,
         };
         let device = if resolved.device == "cuda" {
             Device::Cuda

@@ -48,6 +48,8 @@ pub struct RunPlan {
     pub id: String,
     pub canonical: String,
     pub status: PlanStatus,
+    /// The data this run reads (its id is part of the run's id).
+    pub data: identity::DataView,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +70,8 @@ pub struct PlanPolicy {
     pub reuse_other_code: bool,
 }
 
-/// Resolves an experiment against the store: ids and what is already done.
+/// Resolves an experiment against the store: ids and what is already done. Returns the
+/// resolved snapshot's id and the runs.
 pub fn plan(
     store: &Store,
     experiment: &Experiment,
@@ -85,7 +88,14 @@ pub fn plan(
     }
     let snapshot_id = store.resolve_snapshot(snapshot_text)?;
     let snapshot = store.read_snapshot(&snapshot_id)?;
-    let data_id = identity::data_snapshot(&snapshot).id();
+    // Runs that read the same tables share their data view.
+    let mut views: BTreeMap<String, identity::DataView> = BTreeMap::new();
+    for run in &experiment.runs {
+        let key = format!("{:?}", identity::tables_read(&run.config));
+        if !views.contains_key(&key) {
+            views.insert(key, identity::data_view(store, &snapshot, &run.config)?);
+        }
+    }
     let head = store.head()?;
     let stored = results::read_runs(store, &head.snapshot)?;
     let done: BTreeSet<&str> = stored.iter().map(|r| r.run_id.as_str()).collect();
@@ -105,9 +115,11 @@ pub fn plan(
         .runs
         .iter()
         .map(|run| {
-            let canonical = canonical_config(&run.config, run.seed, device.name(), &data_id);
-            let id = run_id(&canonical, &data_id, &code);
-            let other = by_settings.get(&(canonical.as_str(), data_id.as_str()));
+            let data = views[&format!("{:?}", identity::tables_read(&run.config))].clone();
+            let data_id = data.id.as_str();
+            let canonical = canonical_config(&run.config, run.seed, device.name(), data_id);
+            let id = run_id(&canonical, data_id, &code);
+            let other = by_settings.get(&(canonical.as_str(), data_id));
             let status = if run.config.train.pseudo_labels.use_ && !has_pseudo {
                 PlanStatus::Skipped(
                     "the store holds no pseudo-labels (table `pseudo_labels`); ingest some to run \
@@ -128,10 +140,11 @@ pub fn plan(
                 id,
                 canonical,
                 status,
+                data,
             }
         })
         .collect();
-    Ok((data_id, plans))
+    Ok((snapshot_id, plans))
 }
 
 /// Shows progress of one run on a bar.
@@ -225,10 +238,14 @@ fn train_cuda(_: &Splits, _: &RunPlan, _: &dyn TrainObserver) -> Result<train::T
 }
 
 /// The key under which loaded datasets are shared between runs: the settings that shape them.
-fn dataset_key(run: &PlannedRun) -> String {
-    let c = &run.config;
+fn dataset_key(plan: &RunPlan) -> String {
+    let c = &plan.run.config;
     serde_json::to_string(&(
+        &plan.data.id,
         &c.data,
+        &c.model.modalities,
+        &c.model.image,
+        &c.model.text,
         &c.model.keypoints.streams,
         c.model.keypoints.offsets,
         c.model.sequence.max_frames,
@@ -271,7 +288,7 @@ pub fn run_experiment(
     experiment: &Experiment,
     options: &RunOptions,
 ) -> Result<RunSummary> {
-    let (data_id, plans) = plan(store, experiment, options.policy, options.device)?;
+    let (_, plans) = plan(store, experiment, options.policy, options.device)?;
     let mut summary = RunSummary::of_plans(&plans);
     let todo: Vec<&RunPlan> = plans
         .iter()
@@ -281,15 +298,14 @@ pub fn run_experiment(
     if todo.is_empty() {
         return Ok(summary);
     }
-    let data_snapshot = identity::find_data_snapshot(store, &data_id)?;
     let mut datasets: BTreeMap<String, Splits> = BTreeMap::new();
     let group = options.progress.group();
     let grid_bar = group.add(options.progress.bar(todo.len() as u64, "grid", "runs"));
     for (i, plan) in todo.iter().enumerate() {
-        let key = dataset_key(&plan.run);
+        let key = dataset_key(plan);
         if !datasets.contains_key(&key) {
             datasets.clear(); // keep one dataset in memory at a time
-            let splits = dataset::load(store, &data_snapshot, &plan.run.config)?;
+            let splits = dataset::load(store, &plan.data.snapshot, &plan.run.config)?;
             datasets.insert(key.clone(), splits);
         }
         let splits = &datasets[&key];
@@ -326,7 +342,7 @@ pub fn run_experiment(
                 variant: plan.run.variant.clone(),
                 seed: plan.run.seed,
                 config: plan.canonical.clone(),
-                data_snapshot: data_id.clone(),
+                data_snapshot: plan.data.id.clone(),
                 started,
                 train_seconds: seconds,
                 epochs_run: outcome.epochs.len() as i32,

@@ -36,6 +36,17 @@ pub struct DataConfig {
     /// Train and evaluate without the protocol videos that lack an input the run reads. Off:
     /// such videos are an error that lists them, so a test set never shrinks unnoticed.
     pub allow_missing: bool,
+    /// What a multimodal run does with a video that lacks some (not all) of its modalities:
+    /// `error` lists them; `mask` keeps the video and tells the fusion head which branches are
+    /// absent (a presence flag per branch is one of its inputs).
+    pub missing_modality: MissingModality,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingModality {
+    Error,
+    Mask,
 }
 
 impl Default for DataConfig {
@@ -45,21 +56,43 @@ impl Default for DataConfig {
             protocol: "imigue-emotion".into(),
             val_fraction: 0.2,
             allow_missing: false,
+            missing_modality: MissingModality::Error,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Modality {
+    /// OpenPose keypoint sequences (`keypoints`), through the frame backbone.
     Keypoints,
+    /// Per-frame image embeddings (`embeddings`), through their own sequence encoder.
+    Image,
+    /// Transcript embeddings (`text_embeddings`), attention-pooled, through an MLP.
+    Text,
+}
+
+impl Modality {
+    pub const ALL: [Modality; 3] = [Modality::Keypoints, Modality::Image, Modality::Text];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Modality::Keypoints => "keypoints",
+            Modality::Image => "image",
+            Modality::Text => "text",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    /// The branches of the model: any non-empty subset of keypoints, image, text. One branch
+    /// is classified by its own head; several are concatenated and classified by an MLP.
     pub modalities: Vec<Modality>,
     pub keypoints: KeypointConfig,
+    pub image: ImageConfig,
+    pub text: TextConfig,
     pub sequence: SequenceConfig,
 }
 
@@ -68,7 +101,52 @@ impl Default for ModelConfig {
         ModelConfig {
             modalities: vec![Modality::Keypoints],
             keypoints: KeypointConfig::default(),
+            image: ImageConfig::default(),
+            text: TextConfig::default(),
             sequence: SequenceConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageConfig {
+    /// The `model` column of `embeddings` whose vectors the image branch reads.
+    pub embedding: String,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            embedding: "dinov2-base".into(),
+        }
+    }
+}
+
+/// Whose words the text branch reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speakers {
+    /// The whole transcript: its one vector when stored, else every segment's vector.
+    All,
+    /// Only the segments whose `transcripts.speaker` is `interviewee` (needs per-segment
+    /// vectors).
+    Interviewee,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextConfig {
+    /// The `model` column of `text_embeddings` whose vectors the text branch reads.
+    pub embedding: String,
+    pub speakers: Speakers,
+}
+
+impl Default for TextConfig {
+    fn default() -> Self {
+        TextConfig {
+            embedding: "bert-base-uncased".into(),
+            speakers: Speakers::All,
         }
     }
 }
@@ -195,6 +273,23 @@ pub struct PseudoLabelConfig {
     pub min_confidence: f64,
     /// Loss weight of a pseudo-labelled video relative to a gold one.
     pub weight: f64,
+    /// How the pseudo-labelled videos' classes are brought to the gold training set's class
+    /// ratio (see `dataset/pseudo.rs`): iMiGUE's pool videos are all Win, so merging them as
+    /// they come shifts the training set towards Win.
+    pub rebalance: Rebalance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rebalance {
+    /// Merge every pseudo-labelled video that passes the confidence filter.
+    None,
+    /// Scale each class's pseudo-label weights so the two classes' pseudo-label loss mass is
+    /// in the gold training ratio (same total mass).
+    ClassWeight,
+    /// Keep the largest subset of pseudo-labelled videos whose class counts are in the gold
+    /// training ratio (a fixed, seed-independent choice).
+    Subsample,
 }
 
 impl Default for PseudoLabelConfig {
@@ -204,6 +299,7 @@ impl Default for PseudoLabelConfig {
             labeler: None,
             min_confidence: 0.0,
             weight: 1.0,
+            rebalance: Rebalance::None,
         }
     }
 }
@@ -331,6 +427,8 @@ fn set_path(target: &mut Value, reference: &Value, path: &str, value: Value) -> 
 fn short_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        // `[keypoints, image]` -> `keypoints+image`: one word in a variant's name.
+        Value::Sequence(items) => items.iter().map(short_value).collect::<Vec<_>>().join("+"),
         other => serde_yaml::to_string(other)
             .unwrap_or_default()
             .trim()
@@ -460,7 +558,22 @@ fn validate(c: &RunConfig) -> Result<(), String> {
     let s = &c.model.sequence;
     let t = &c.train;
     let p = &t.pseudo_labels;
-    let checks: [(bool, &str); 12] = [
+    let m = &c.model.modalities;
+    let distinct: std::collections::BTreeSet<&str> = m.iter().map(|x| x.name()).collect();
+    let checks: [(bool, &str); 15] = [
+        (
+            !m.is_empty(),
+            "model.modalities is empty: name at least one of keypoints, image, text",
+        ),
+        (
+            distinct.len() == m.len(),
+            "model.modalities names a modality twice",
+        ),
+        (
+            c.data.missing_modality == MissingModality::Error || m.len() >= 2,
+            "data.missing_modality: mask needs at least two modalities (a video with none of \
+             the run's inputs has nothing to classify; data.allow_missing leaves such videos out)",
+        ),
         (
             s.max_frames >= 2,
             "model.sequence.max_frames must be at least 2",

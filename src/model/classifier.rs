@@ -271,9 +271,18 @@ impl<B: Backend> KeypointModel<B> {
 
     /// Logits `[B, 2]` from pooled tokens (as [`Self::tokens`] makes them).
     pub fn classify(&self, tokens: Tensor<B, 3>, token_mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.head_logits(self.embed(tokens, token_mask))
+    }
+
+    /// The branch's video vector `[B, dim]` from pooled tokens: what a fused model reads.
+    pub fn embed(&self, tokens: Tensor<B, 3>, token_mask: Tensor<B, 2>) -> Tensor<B, 2> {
         let tokens = self.token_dropout.forward(tokens);
-        let pooled = self.sequence.encode(tokens, token_mask);
-        self.head.forward(self.dropout.forward(pooled))
+        self.sequence.encode(tokens, token_mask)
+    }
+
+    /// This branch's own head: logits `[B, 2]` from [`Self::embed`]'s vector.
+    pub fn head_logits(&self, embedded: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.head.forward(self.dropout.forward(embedded))
     }
 
     /// Number of trainable scalars.
@@ -304,7 +313,7 @@ fn pad_tokens<B: Backend>(
 }
 
 /// Touches every float parameter so that lazy initialisation runs now.
-struct Materialize;
+pub(crate) struct Materialize;
 
 impl<B: Backend> ModuleVisitor<B> for Materialize {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {

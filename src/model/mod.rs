@@ -9,12 +9,18 @@
 //! CUDA.
 
 pub mod classifier;
+pub mod fusion;
 pub mod gcn;
 pub mod graph;
+pub mod image;
 pub mod mlp;
 pub mod sequence;
+pub mod text;
 
 pub use classifier::{Backbone, KeypointModel, KeypointModelConfig};
+pub use fusion::{Batch, Classifier, ClassifierConfig};
+pub use image::{ImageBatch, ImageBranchConfig};
+pub use text::{TextBatch, TextBranchConfig};
 
 use burn::prelude::*;
 
@@ -59,6 +65,114 @@ pub(crate) mod test_util {
             gcn_blocks: 2,
             mlp_hidden: 16,
             frame_chunk: 0,
+        }
+    }
+
+    /// Sizes of the test inputs of the image and text branches.
+    pub const IMAGE_DIM: usize = 12;
+    pub const TEXT_DIM: usize = 10;
+
+    /// A small classifier with the chosen branches (the keypoint one with 5 channels).
+    pub fn small_classifier(
+        keypoints: Option<crate::model::Backbone>,
+        image: bool,
+        text: bool,
+    ) -> crate::model::ClassifierConfig {
+        let kp = small_config(crate::model::Backbone::Mlp, 5);
+        let sequence = crate::model::sequence::SequenceEncoderConfig {
+            dim: kp.dim,
+            layers: kp.layers,
+            heads: kp.heads,
+            max_tokens: kp.max_tokens,
+            max_frames: kp.max_frames,
+            dropout: kp.dropout,
+        };
+        crate::model::ClassifierConfig {
+            keypoints: keypoints.map(|b| small_config(b, 5)),
+            image: image.then(|| crate::model::ImageBranchConfig {
+                input: IMAGE_DIM,
+                sequence,
+            }),
+            text: text.then(|| crate::model::TextBranchConfig {
+                input: TEXT_DIM,
+                dim: kp.dim,
+                dropout: kp.dropout,
+            }),
+            dim: kp.dim,
+            dropout: kp.dropout,
+        }
+    }
+
+    /// A batch for a model with all three branches: keypoints as [`batch`] makes them, three
+    /// image vectors per video (frame t shows vector min(t / 8, 2)), two text segments (one
+    /// for odd videos). `present[i]` flags video i's keypoints, image and text; an absent
+    /// input is a zero placeholder, as the trainer makes it.
+    pub fn fused_batch<B: Backend>(
+        lengths: &[usize],
+        frames: usize,
+        seed: u64,
+        present: &[[f32; 3]],
+        device: &B::Device,
+    ) -> crate::model::Batch<B> {
+        let b = lengths.len();
+        let keypoints = batch::<B>(lengths, frames, 5, seed, device);
+        let mut vectors = values(b * 3 * IMAGE_DIM, seed + 1);
+        let mut index = Vec::with_capacity(b * frames);
+        let mut image_mask = vec![0.0f32; b * frames];
+        let mut text = values(b * 2 * TEXT_DIM, seed + 2);
+        let mut text_mask = vec![0.0f32; b * 2];
+        for (i, &len) in lengths.iter().enumerate() {
+            let [_, has_image, has_text] = present[i];
+            for t in 0..frames {
+                index.push((i * 3 + (t / 8).min(2)) as i64);
+                if has_image > 0.0 && t < len || t == 0 {
+                    image_mask[i * frames + t] = 1.0;
+                }
+            }
+            if has_image == 0.0 {
+                vectors[i * 3 * IMAGE_DIM..(i + 1) * 3 * IMAGE_DIM].fill(0.0);
+            }
+            let segments = if has_text == 0.0 { 1 } else { 2 - i % 2 };
+            if has_text == 0.0 {
+                text[i * 2 * TEXT_DIM..(i + 1) * 2 * TEXT_DIM].fill(0.0);
+            }
+            text_mask[i * 2..i * 2 + segments].fill(1.0);
+        }
+        let flags: Vec<f32> = present.iter().flatten().copied().collect();
+        crate::model::Batch {
+            keypoints: Some(keypoints),
+            image: Some(crate::model::ImageBatch {
+                vectors: Tensor::from_data(TensorData::new(vectors, [b, 3, IMAGE_DIM]), device),
+                index: Tensor::from_data(TensorData::new(index, [b * frames]), device),
+                mask: Tensor::from_data(TensorData::new(image_mask, [b, frames]), device),
+            }),
+            text: Some(crate::model::TextBatch {
+                vectors: Tensor::from_data(TensorData::new(text, [b, 2, TEXT_DIM]), device),
+                mask: Tensor::from_data(TensorData::new(text_mask, [b, 2]), device),
+            }),
+            present: Tensor::from_data(TensorData::new(flags, [b, 3]), device),
+        }
+    }
+
+    /// The same batch without autodiff.
+    pub fn to_inner<B: burn::tensor::backend::AutodiffBackend>(
+        batch: &crate::model::Batch<B>,
+    ) -> crate::model::Batch<B::InnerBackend> {
+        crate::model::Batch {
+            keypoints: batch.keypoints.as_ref().map(|k| KeypointBatch {
+                points: k.points.clone().inner(),
+                mask: k.mask.clone().inner(),
+            }),
+            image: batch.image.as_ref().map(|i| crate::model::ImageBatch {
+                vectors: i.vectors.clone().inner(),
+                index: i.index.clone().inner(),
+                mask: i.mask.clone().inner(),
+            }),
+            text: batch.text.as_ref().map(|t| crate::model::TextBatch {
+                vectors: t.vectors.clone().inner(),
+                mask: t.mask.clone().inner(),
+            }),
+            present: batch.present.clone().inner(),
         }
     }
 

@@ -21,49 +21,57 @@ use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 
-use crate::model::{KeypointBatch, KeypointModel};
+use crate::model::{Batch, Classifier, KeypointBatch};
 
 /// The loss of `batch` and the gradients of every parameter. `loss_of` maps logits `[B, 2]` to
-/// the scalar loss.
+/// the scalar loss. The other branches (image, text) are cheap and run in one pass.
 pub fn loss_and_grads<B: AutodiffBackend>(
-    model: &KeypointModel<B>,
-    batch: &KeypointBatch<B>,
+    model: &Classifier<B>,
+    batch: &Batch<B>,
     loss_of: impl FnOnce(Tensor<B, 2>) -> Tensor<B, 1>,
 ) -> (f64, GradientsParams) {
-    let [b, t, _, _] = batch.points.dims();
-    let chunks = model.chunks(b, t);
-    if chunks.len() <= 1 {
+    let chunked = match (&model.keypoints, &batch.keypoints) {
+        (Some(k), Some(kb)) => {
+            let [b, t, _, _] = kb.points.dims();
+            let chunks = k.chunks(b, t);
+            (chunks.len() > 1).then_some((k, kb, chunks))
+        }
+        _ => None,
+    };
+    let Some((keypoints, kb, chunks)) = chunked else {
         let loss = loss_of(model.forward(batch));
         let value = loss.clone().into_scalar().elem::<f64>();
         return (value, GradientsParams::from_grads(loss.backward(), model));
-    }
+    };
+    let [b, t, _, _] = kb.points.dims();
 
     // 1. Tokens without a graph.
-    let frozen = model.valid();
+    let frozen = keypoints.valid();
     let frozen_batch = KeypointBatch {
-        points: batch.points.clone().inner(),
-        mask: batch.mask.clone().inner(),
+        points: kb.points.clone().inner(),
+        mask: kb.mask.clone().inner(),
     };
     let (tokens, token_mask) = frozen.tokens(&frozen_batch);
     drop(frozen);
 
-    // 2. Encoder, head and loss, with the tokens as a leaf.
+    // 2. Everything after the backbone, with the tokens as a leaf.
     let tokens = Tensor::<B, 3>::from_inner(tokens).require_grad();
-    let logits = model.classify(tokens.clone(), Tensor::from_inner(token_mask));
+    let logits =
+        model.forward_with_tokens(batch, Some((tokens.clone(), Tensor::from_inner(token_mask))));
     let loss = loss_of(logits);
     let value = loss.clone().into_scalar().elem::<f64>();
     let mut grads = loss.backward();
     let token_grads = tokens
         .grad_remove(&mut grads)
         .expect("the loss depends on the tokens");
-    let mut total = GradientsAccumulator::<KeypointModel<B>>::new();
+    let mut total = GradientsAccumulator::<Classifier<B>>::new();
     total.accumulate(model, GradientsParams::from_grads(grads, model));
 
     // 3. The backbone, chunk by chunk, with its slice of dL/dtokens.
-    let stride = model.sequence.stride;
+    let stride = keypoints.sequence.stride;
     let mut first_token = 0;
     for range in chunks {
-        let (chunk_tokens, _) = model.chunk_tokens(batch, range);
+        let (chunk_tokens, _) = keypoints.chunk_tokens(kb, range);
         let count = chunk_tokens.dims()[1];
         let upstream = token_grads
             .clone()
@@ -82,8 +90,10 @@ pub fn loss_and_grads<B: AutodiffBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_util::{TestBackend, batch, rng_lock, small_config};
-    use crate::model::{Backbone, KeypointModelConfig};
+    use crate::model::test_util::{
+        TestBackend, fused_batch, rng_lock, small_classifier, small_config, to_inner,
+    };
+    use crate::model::{Backbone, ClassifierConfig, KeypointModelConfig};
     use burn::module::{Module, ModuleVisitor, Param};
     use burn::tensor::backend::Backend;
 
@@ -102,7 +112,10 @@ mod tests {
 
     impl ModuleVisitor<B> for Compare<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let a = self.a.get::<Inner, D>(param.id).expect("gradient in a");
+            // A fused model's branch heads take no part (and get no gradient).
+            let Some(a) = self.a.get::<Inner, D>(param.id) else {
+                return;
+            };
             let b = self.b.get::<Inner, D>(param.id).expect("gradient in b");
             let a = a.into_data().to_vec::<f32>().unwrap();
             let b = b.into_data().to_vec::<f32>().unwrap();
@@ -119,19 +132,23 @@ mod tests {
         let _rng = rng_lock();
         let device = Default::default();
         for backbone in [Backbone::Mlp, Backbone::Gcn] {
-            // 4 frames a token; one chunk unless told otherwise.
-            let config = KeypointModelConfig {
-                frame_chunk: 1000,
-                ..small_config(backbone, 5)
+            // Keypoints (4 frames a token, one chunk unless told otherwise), image and text,
+            // fused; the second video has no image (masked).
+            let config = ClassifierConfig {
+                keypoints: Some(KeypointModelConfig {
+                    frame_chunk: 1000,
+                    ..small_config(backbone, 5)
+                }),
+                ..small_classifier(None, true, true)
             };
             <B as Backend>::seed(&device, 3);
-            let whole = KeypointModel::<B>::new(&config, &device);
+            let whole = config.init::<B>(&device);
             // Chunks of 8 frames: 7 chunks, each GCN chunk reading 8 halo frames per side.
             let mut chunked = whole.clone();
-            chunked.frame_chunk = 8;
-            assert_eq!(whole.chunks(2, 50).len(), 1);
-            assert_eq!(chunked.chunks(2, 50).len(), 7);
-            let input = batch::<B>(&[50, 23], 50, 5, 11, &device);
+            chunked.keypoints.as_mut().unwrap().frame_chunk = 8;
+            assert_eq!(whole.keypoints.as_ref().unwrap().chunks(2, 50).len(), 1);
+            assert_eq!(chunked.keypoints.as_ref().unwrap().chunks(2, 50).len(), 7);
+            let input = fused_batch::<B>(&[50, 23], 50, 11, &[[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]], &device);
             let loss_of = |logits: Tensor<B, 2>| logits.powf_scalar(2.0).mean();
             // The same dropout draws on both sides.
             <B as Backend>::seed(&device, 5);
@@ -151,6 +168,7 @@ mod tests {
             };
             whole.visit(&mut compare);
             assert_eq!(compare.compared, grads_a.len(), "{backbone:?}");
+            assert_eq!(grads_a.len(), grads_b.len(), "{backbone:?}");
             assert!(compare.max_grad > 0.0, "{backbone:?}: all gradients zero");
             assert!(
                 compare.max_diff <= 1e-5 * compare.max_grad.max(1.0),
@@ -159,17 +177,13 @@ mod tests {
                 compare.max_grad
             );
             // And the frozen forward pass matches too.
-            let valid_whole = whole.valid();
-            let valid_chunked = chunked.valid();
-            let inner = KeypointBatch {
-                points: input.points.clone().inner(),
-                mask: input.mask.clone().inner(),
-            };
-            valid_whole
+            let inner = to_inner(&input);
+            whole
+                .valid()
                 .forward(&inner)
                 .into_data()
                 .assert_approx_eq::<f32>(
-                    &valid_chunked.forward(&inner).into_data(),
+                    &chunked.valid().forward(&inner).into_data(),
                     burn::tensor::Tolerance::absolute(1e-6),
                 );
         }

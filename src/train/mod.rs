@@ -15,8 +15,14 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 
 use crate::dataset::{Example, Splits, normalize::POINTS};
-use crate::experiment::spec::{BackboneName, LossName, RunConfig, SelectBy, ThresholdRule};
-use crate::model::{Backbone, KeypointBatch, KeypointModel, KeypointModelConfig};
+use crate::experiment::spec::{
+    BackboneName, LossName, Modality, RunConfig, SelectBy, ThresholdRule,
+};
+use crate::model::sequence::SequenceEncoderConfig;
+use crate::model::{
+    Backbone, Batch, Classifier, ClassifierConfig, ImageBatch, ImageBranchConfig, KeypointBatch,
+    KeypointModelConfig, TextBatch, TextBranchConfig,
+};
 use metrics::Metrics;
 
 /// The CPU backend: burn-flex (gemm-based matrix products on every core, SIMD element-wise
@@ -75,29 +81,130 @@ pub fn model_config(config: &RunConfig, channels: usize) -> KeypointModelConfig 
     }
 }
 
-/// Pads a batch of examples to its longest sequence.
+/// The classifier of a run: a branch per modality it reads.
+pub fn classifier_config(config: &RunConfig, splits: &Splits) -> ClassifierConfig {
+    let seq = &config.model.sequence;
+    let has = |m| splits.modalities.contains(&m);
+    let sequence = SequenceEncoderConfig {
+        dim: seq.dim,
+        layers: seq.layers,
+        heads: seq.heads,
+        max_tokens: seq.max_tokens,
+        max_frames: seq.max_frames,
+        dropout: seq.dropout,
+    };
+    ClassifierConfig {
+        keypoints: has(Modality::Keypoints).then(|| model_config(config, splits.channels)),
+        image: has(Modality::Image).then(|| ImageBranchConfig {
+            input: splits.image_dim,
+            sequence,
+        }),
+        text: has(Modality::Text).then(|| TextBranchConfig {
+            input: splits.text_dim,
+            dim: seq.dim,
+            dropout: seq.dropout,
+        }),
+        dim: seq.dim,
+        dropout: seq.dropout,
+    }
+}
+
+/// Pads a batch of examples to its longest sequence. An input a video lacks (masked) is a
+/// placeholder of one zero frame or vector, so every branch has something to pool; the
+/// presence flags tell the fusion head to ignore it (and its gradients are zero).
 fn batch<B: Backend>(
     examples: &[&Example],
-    channels: usize,
+    splits: &Splits,
     device: &B::Device,
-) -> KeypointBatch<B> {
-    let t_max = examples.iter().map(|e| e.frames).max().unwrap_or(1).max(1);
+) -> Batch<B> {
     let n = examples.len();
-    let mut points = vec![0.0f32; n * t_max * POINTS * channels];
-    let mut mask = vec![0.0f32; n * t_max];
-    for (i, e) in examples.iter().enumerate() {
-        let start = i * t_max * POINTS * channels;
-        points[start..start + e.data.len()].copy_from_slice(&e.data);
-        for t in 0..e.frames {
-            mask[i * t_max + t] = 1.0;
+    let t_max = examples.iter().map(|e| e.frames).max().unwrap_or(1).max(1);
+    let has = |m| splits.modalities.contains(&m);
+    let keypoints = has(Modality::Keypoints).then(|| {
+        let channels = splits.channels;
+        let mut points = vec![0.0f32; n * t_max * POINTS * channels];
+        let mut mask = vec![0.0f32; n * t_max];
+        for (i, e) in examples.iter().enumerate() {
+            let start = i * t_max * POINTS * channels;
+            points[start..start + e.data.len()].copy_from_slice(&e.data);
+            let real = if e.data.is_empty() { 1 } else { e.frames };
+            mask[i * t_max..i * t_max + real].fill(1.0);
         }
-    }
-    KeypointBatch {
-        points: Tensor::from_data(
-            TensorData::new(points, [n, t_max, POINTS, channels]),
-            device,
-        ),
-        mask: Tensor::from_data(TensorData::new(mask, [n, t_max]), device),
+        KeypointBatch {
+            points: Tensor::from_data(
+                TensorData::new(points, [n, t_max, POINTS, channels]),
+                device,
+            ),
+            mask: Tensor::from_data(TensorData::new(mask, [n, t_max]), device),
+        }
+    });
+    let image = has(Modality::Image).then(|| {
+        let dim = splits.image_dim;
+        let v_max = examples
+            .iter()
+            .map(|e| e.image.as_ref().map_or(1, |i| i.vectors.len() / dim))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let mut vectors = vec![0.0f32; n * v_max * dim];
+        let mut index = vec![0i64; n * t_max];
+        let mut mask = vec![0.0f32; n * t_max];
+        for (i, e) in examples.iter().enumerate() {
+            let row = (i * v_max) as i64;
+            index[i * t_max..(i + 1) * t_max].fill(row);
+            match &e.image {
+                Some(img) => {
+                    vectors[i * v_max * dim..i * v_max * dim + img.vectors.len()]
+                        .copy_from_slice(&img.vectors);
+                    for (t, shown) in img.index.iter().enumerate() {
+                        if let Some(k) = shown {
+                            index[i * t_max + t] = row + i64::from(*k);
+                            mask[i * t_max + t] = 1.0;
+                        }
+                    }
+                }
+                None => mask[i * t_max] = 1.0,
+            }
+        }
+        ImageBatch {
+            vectors: Tensor::from_data(TensorData::new(vectors, [n, v_max, dim]), device),
+            index: Tensor::from_data(TensorData::new(index, [n * t_max]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [n, t_max]), device),
+        }
+    });
+    let text = has(Modality::Text).then(|| {
+        let dim = splits.text_dim;
+        let s_max = examples
+            .iter()
+            .map(|e| e.text.as_ref().map_or(1, |t| t.segments))
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let mut vectors = vec![0.0f32; n * s_max * dim];
+        let mut mask = vec![0.0f32; n * s_max];
+        for (i, e) in examples.iter().enumerate() {
+            let segments = e.text.as_ref().map_or(1, |t| t.segments);
+            if let Some(t) = &e.text {
+                vectors[i * s_max * dim..i * s_max * dim + t.vectors.len()]
+                    .copy_from_slice(&t.vectors);
+            }
+            mask[i * s_max..i * s_max + segments].fill(1.0);
+        }
+        TextBatch {
+            vectors: Tensor::from_data(TensorData::new(vectors, [n, s_max, dim]), device),
+            mask: Tensor::from_data(TensorData::new(mask, [n, s_max]), device),
+        }
+    });
+    let k = splits.modalities.len();
+    let present: Vec<f32> = examples
+        .iter()
+        .flat_map(|e| splits.modalities.iter().map(|m| f32::from(u8::from(e.has(*m)))))
+        .collect();
+    Batch {
+        keypoints,
+        image,
+        text,
+        present: Tensor::from_data(TensorData::new(present, [n, k]), device),
     }
 }
 
@@ -147,11 +254,11 @@ fn class_weights(train: &[Example], loss: LossName) -> [f32; 2] {
 
 /// Probabilities of win and the mean (class-weighted) loss over examples, without gradients.
 fn predict<B: Backend>(
-    model: &KeypointModel<B>,
+    model: &Classifier<B>,
     examples: &[Example],
+    splits: &Splits,
     class_w: [f32; 2],
     batch_size: usize,
-    channels: usize,
     device: &B::Device,
 ) -> (Vec<f32>, f64) {
     let mut probs = Vec::with_capacity(examples.len());
@@ -159,7 +266,7 @@ fn predict<B: Backend>(
     let mut weight_sum = 0.0f64;
     for chunk in examples.chunks(batch_size) {
         let refs: Vec<&Example> = chunk.iter().collect();
-        let input = batch::<B>(&refs, channels, device);
+        let input = batch::<B>(&refs, splits, device);
         let logits = model.forward(&input);
         let log_p = activation::log_softmax(logits, 1);
         let values: Vec<f32> = log_p.into_data().to_vec().expect("f32 logits");
@@ -181,7 +288,7 @@ type Score = (f64, f64);
 struct Best<B: Backend> {
     score: Score,
     epoch: usize,
-    model: KeypointModel<B>,
+    model: Classifier<B>,
     val_probs: Vec<f32>,
 }
 
@@ -205,12 +312,11 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<TrainOutcome> {
     B::seed(device, seed);
     let t = &config.train;
-    let channels = splits.channels;
-    let mut model: KeypointModel<B> = KeypointModel::new(&model_config(config, channels), device);
+    let mut model: Classifier<B> = classifier_config(config, splits).init(device);
     let params = model.num_params() as u64;
     let mut optim = AdamWConfig::new()
         .with_weight_decay(t.weight_decay as f32)
-        .init::<B, KeypointModel<B>>();
+        .init::<B, Classifier<B>>();
     let class_w = class_weights(&splits.train, t.loss);
     let steps_per_epoch = splits.train.len().div_ceil(t.batch_size);
     let total_steps = steps_per_epoch * t.epochs;
@@ -232,7 +338,7 @@ pub fn train<B: AutodiffBackend>(
         let mut loss_sum = 0.0;
         for chunk in order.chunks(t.batch_size) {
             let examples: Vec<&Example> = chunk.iter().map(|&i| &splits.train[i]).collect();
-            let input = batch::<B>(&examples, channels, device);
+            let input = batch::<B>(&examples, splits, device);
             let labels: Vec<u8> = examples.iter().map(|e| e.label).collect();
             let weights: Vec<f32> = examples
                 .iter()
@@ -248,7 +354,7 @@ pub fn train<B: AutodiffBackend>(
             observer.step_done();
         }
         let valid = model.valid();
-        let (probs, val_loss) = predict(&valid, val_set, class_w, t.batch_size, channels, device);
+        let (probs, val_loss) = predict(&valid, val_set, splits, class_w, t.batch_size, device);
         let labels: Vec<u8> = val_set.iter().map(|e| e.label).collect();
         let log = EpochLog {
             epoch,
@@ -290,9 +396,9 @@ pub fn train<B: AutodiffBackend>(
     let (probs, _) = predict(
         &best_model,
         &splits.test,
+        splits,
         class_w,
         t.batch_size,
-        channels,
         device,
     );
     let labels: Vec<u8> = splits.test.iter().map(|e| e.label).collect();
@@ -341,6 +447,8 @@ mod tests {
                     weight: 1.0,
                     frames,
                     data,
+                    image: None,
+                    text: None,
                 }
             })
             .collect()
@@ -398,6 +506,10 @@ mod tests {
             val: separable(8, 8, 100),
             test: separable(10, 8, 200),
             channels: 3,
+            modalities: vec![Modality::Keypoints],
+            image_dim: 0,
+            text_dim: 0,
+            masked: 0,
             missing: vec![],
             pseudo_labelled: 0,
         };
@@ -451,6 +563,10 @@ mod tests {
             val: separable(4, 6, 100),
             test: separable(6, 6, 200),
             channels: 3,
+            modalities: vec![Modality::Keypoints],
+            image_dim: 0,
+            text_dim: 0,
+            masked: 0,
             missing: vec![],
             pseudo_labelled: 0,
         };
