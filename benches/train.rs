@@ -1,14 +1,16 @@
 //! Training throughput benchmark (a plain binary: `cargo bench --bench train`).
 //!
-//! For each backbone and sequence length (2,048, 8,192 and 35,000 frames per video: short,
+//! For each model and sequence length (2,048, 8,192 and 35,000 frames per video: short,
 //! about the iMiGUE median, the longest interview), runs training steps (forward, backward
-//! with the trainer's chunked checkpointing, AdamW) on random keypoint batches with the model
-//! sizes of `experiments/mlp_vs_gcn.yaml`, and reports videos/s, frames/s, the CPU time per
-//! wall second and the peak memory of a process that does only that (each case runs in its
-//! own child process).
+//! with the trainer's chunked checkpointing, AdamW) on random batches, and reports videos/s,
+//! frames/s, the CPU time per wall second and the peak memory of a process that does only
+//! that (each case runs in its own child process). Models: the MLP and GCN keypoint
+//! classifiers at the sizes of `experiments/mlp_vs_gcn.yaml`, and the fused model of
+//! `experiments/paper.yaml` (MLP keypoints + image vectors, one 768-wide vector every 16th
+//! frame + a transcript of 8 segment vectors).
 //! Options (environment): XP_BENCH_STEPS (default 3), XP_BENCH_BATCH (default 8),
 //! XP_BENCH_FRAMES (default "2048,8192,35000"), XP_BENCH_CHUNK (frames per backbone chunk;
-//! default: what the trainer picks for the batch).
+//! default: what the trainer picks for the batch), XP_BENCH_MODELS (default "mlp,gcn,fused").
 
 use std::process::Command;
 use std::time::Instant;
@@ -17,15 +19,25 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::{Distribution, Tensor};
 use xp::experiment::spec::{BackboneName, RunConfig};
-use xp::model::{Batch, Classifier, KeypointBatch, KeypointModel};
+use xp::model::sequence::SequenceEncoderConfig;
+use xp::model::{
+    Batch, Classifier, ClassifierConfig, ImageBatch, ImageBranchConfig, KeypointBatch, TextBatch,
+    TextBranchConfig,
+};
 
-fn config(backbone: BackboneName) -> RunConfig {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/mlp_vs_gcn.yaml");
+fn config(experiment: &str, backbone: BackboneName) -> RunConfig {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(experiment);
     let exp = xp::experiment::spec::load(&path, &[]).expect("shipped experiment parses");
     let mut c = exp.runs[0].config.clone();
     c.model.keypoints.backbone = backbone;
     c
 }
+
+/// Size of the stored image and text vectors (DINOv2-Base, BERT-base).
+const VECTOR: usize = 768;
+/// One image vector every this many frames; segments per transcript.
+const IMAGE_STRIDE: usize = 16;
+const SEGMENTS: usize = 8;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -41,28 +53,79 @@ fn peak_mib() -> f64 {
 /// The trainer's CPU backend.
 type B = burn::backend::Autodiff<xp::train::CpuBackend>;
 
-/// One case, in this process: prints one result line.
-fn case(backbone: BackboneName, frames: usize) {
+/// One case, in this process: prints one result line. `kind`: mlp, gcn or fused.
+fn case(kind: &str, frames: usize) {
     let steps = env_usize("XP_BENCH_STEPS", 3);
     let batch = env_usize("XP_BENCH_BATCH", 8);
     let device = Default::default();
-    let mut cfg = config(backbone);
+    let fused = kind == "fused";
+    let mut cfg = if fused {
+        config("experiments/paper.yaml", BackboneName::Mlp)
+    } else if kind == "gcn" {
+        config("experiments/mlp_vs_gcn.yaml", BackboneName::Gcn)
+    } else {
+        config("experiments/mlp_vs_gcn.yaml", BackboneName::Mlp)
+    };
     // The bench feeds whole sequences of `frames` (what sampling would keep at this setting).
     cfg.model.sequence.max_frames = frames;
     let channels = 5;
-    let mut model_config = xp::train::model_config(&cfg, channels);
-    model_config.frame_chunk = env_usize("XP_BENCH_CHUNK", model_config.frame_chunk);
-    let mut model = Classifier::keypoints_only(KeypointModel::<B>::new(&model_config, &device));
+    let mut keypoints = xp::train::model_config(&cfg, channels);
+    keypoints.frame_chunk = env_usize("XP_BENCH_CHUNK", keypoints.frame_chunk);
+    let seq = &cfg.model.sequence;
+    let sequence = SequenceEncoderConfig {
+        dim: seq.dim,
+        layers: seq.layers,
+        heads: seq.heads,
+        max_tokens: seq.max_tokens,
+        max_frames: seq.max_frames,
+        dropout: seq.dropout,
+    };
+    let classifier = ClassifierConfig {
+        keypoints: Some(keypoints),
+        image: fused.then(|| ImageBranchConfig {
+            input: VECTOR,
+            sequence,
+        }),
+        text: fused.then(|| TextBranchConfig {
+            input: VECTOR,
+            dim: seq.dim,
+            dropout: seq.dropout,
+        }),
+        dim: seq.dim,
+        dropout: seq.dropout,
+    };
+    let mut model: Classifier<B> = classifier.init(&device);
     let params = model.num_params();
     let mut optim = AdamWConfig::new().init::<B, Classifier<B>>();
-    let input = Batch::keypoints_only(KeypointBatch {
-        points: Tensor::<B, 4>::random(
-            [batch, frames, 137, channels],
-            Distribution::Normal(0.0, 1.0),
-            &device,
-        ),
+    let normal = Distribution::Normal(0.0, 1.0);
+    let kp = KeypointBatch {
+        points: Tensor::<B, 4>::random([batch, frames, 137, channels], normal, &device),
         mask: Tensor::<B, 2>::ones([batch, frames], &device),
-    });
+    };
+    let input = if fused {
+        let v = frames.div_ceil(IMAGE_STRIDE);
+        let index: Vec<i64> = (0..batch)
+            .flat_map(|b| (0..frames).map(move |t| (b * v + t / IMAGE_STRIDE) as i64))
+            .collect();
+        Batch {
+            keypoints: Some(kp),
+            image: Some(ImageBatch {
+                vectors: Tensor::random([batch, v, VECTOR], normal, &device),
+                index: Tensor::from_data(
+                    burn::tensor::TensorData::new(index, [batch * frames]),
+                    &device,
+                ),
+                mask: Tensor::ones([batch, frames], &device),
+            }),
+            text: Some(TextBatch {
+                vectors: Tensor::random([batch, SEGMENTS, VECTOR], normal, &device),
+                mask: Tensor::ones([batch, SEGMENTS], &device),
+            }),
+            present: Tensor::ones([batch, 3], &device),
+        }
+    } else {
+        Batch::keypoints_only(kp)
+    };
     // One warm-up step, then timed steps.
     let mut times = Vec::new();
     let mut cpu = 0.0;
@@ -82,8 +145,7 @@ fn case(backbone: BackboneName, frames: usize) {
     let total: f64 = times.iter().sum();
     let step = total / times.len() as f64;
     println!(
-        "{:<4} T={frames:<5} batch {batch}: {:.2} s/step, {:.2} videos/s, {:.0} frames/s, {:.0}% CPU, peak memory {:.0} MiB, {params} parameters",
-        format!("{backbone:?}").to_lowercase(),
+        "{kind:<5} T={frames:<5} batch {batch}: {:.2} s/step, {:.2} videos/s, {:.0} frames/s, {:.0}% CPU, peak memory {:.0} MiB, {params} parameters",
         step,
         batch as f64 / step,
         (batch * frames) as f64 / step,
@@ -96,21 +158,17 @@ fn main() {
     xp::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--case") {
-        let backbone = if args[i + 1] == "gcn" {
-            BackboneName::Gcn
-        } else {
-            BackboneName::Mlp
-        };
-        case(backbone, args[i + 2].parse().unwrap());
+        case(&args[i + 1], args[i + 2].parse().unwrap());
         return;
     }
     println!(
-        "training throughput, CPU (burn-flex), model sizes of experiments/mlp_vs_gcn.yaml, {} cores available",
+        "training throughput, CPU (burn-flex), sizes of experiments/mlp_vs_gcn.yaml (mlp, gcn) and paper.yaml (fused), {} cores available",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let frames_list = std::env::var("XP_BENCH_FRAMES").unwrap_or_else(|_| "2048,8192,35000".into());
     for frames in frames_list.split(',').map(|f| f.trim().to_string()) {
-        for backbone in ["mlp", "gcn"] {
+        let kinds = std::env::var("XP_BENCH_MODELS").unwrap_or_else(|_| "mlp,gcn,fused".into());
+        for backbone in kinds.split(',') {
             let out = Command::new(std::env::current_exe().unwrap())
                 .args(["--case", backbone, &frames])
                 .output()

@@ -433,8 +433,8 @@ pub(crate) fn demo(root: &Path, args: DemoArgs, progress: Progress) -> Result<i3
         summary.text_embedding_files.len(),
         started.elapsed().as_secs_f64()
     );
-    if let Some(check) = &summary.keypoint_check {
-        println!("{}", crate::demo::describe_check(check));
+    for line in crate::demo::describe_checks(&summary.checks) {
+        println!("{line}");
     }
     if args.no_ingest {
         return Ok(0);

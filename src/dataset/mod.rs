@@ -29,6 +29,8 @@ pub struct Example {
     pub label: u8,
     /// Loss weight of the example (pseudo-labelled videos may weigh less).
     pub weight: f32,
+    /// A pool video merged with a pseudo-label (its `label` is the labeler's).
+    pub pseudo: bool,
     /// Sampled positions on the video's time axis (the keypoint frames when the run reads
     /// keypoints, else the span of its image vectors); 0 for a text-only run.
     pub frames: usize,
@@ -223,7 +225,12 @@ fn read_example(
     store: &Store,
     config: &RunConfig,
     sources: &Sources,
-) -> Result<(usize, Vec<f32>, Option<vectors::ImageFrames>, Option<vectors::TextVectors>)> {
+) -> Result<(
+    usize,
+    Vec<f32>,
+    Option<vectors::ImageFrames>,
+    Option<vectors::TextVectors>,
+)> {
     let kp = &config.model.keypoints;
     let seq = &config.model.sequence;
     let (mut frames, mut data, mut positions) = (0, Vec::new(), Vec::new());
@@ -263,12 +270,10 @@ fn read_example(
                 let Some(transcript) = &sources.transcript else {
                     return Ok((frames, data, image, None));
                 };
-                let keep: BTreeSet<i32> = vectors::segments_of_speaker(
-                    &store.part_path(transcript),
-                    "interviewee",
-                )?
-                .into_iter()
-                .collect();
+                let keep: BTreeSet<i32> =
+                    vectors::segments_of_speaker(&store.part_path(transcript), "interviewee")?
+                        .into_iter()
+                        .collect();
                 vectors::read_text_vectors(&path, Some(&|s| keep.contains(&s)))?
             }
         };
@@ -276,23 +281,27 @@ fn read_example(
     Ok((frames, data, image, text))
 }
 
-/// What the store lacks for one modality, in words, for the error.
-fn how_to_get(modality: Modality, config: &RunConfig) -> String {
+/// What the store lacks for one modality, and the command that stores it, for the error.
+fn lacking(modality: Modality, config: &RunConfig) -> (String, String) {
+    let image = &config.model.image.embedding;
+    let text = &config.model.text.embedding;
     match modality {
-        Modality::Keypoints => "keypoints (`xp ingest openpose`)".into(),
-        Modality::Image => format!(
-            "`{}` image vectors (`xp ingest embeddings --model {}`)",
-            config.model.image.embedding, config.model.image.embedding
+        Modality::Keypoints => ("keypoints".into(), "xp ingest openpose".into()),
+        Modality::Image => (
+            format!("`{image}` image vectors"),
+            format!("xp ingest embeddings --model {image}"),
         ),
         Modality::Text => match config.model.text.speakers {
-            Speakers::All => format!(
-                "`{}` transcript vectors (`xp ingest text-embeddings --model {}`)",
-                config.model.text.embedding, config.model.text.embedding
+            Speakers::All => (
+                format!("`{text}` transcript vectors"),
+                format!("xp ingest text-embeddings --model {text}"),
             ),
-            Speakers::Interviewee => format!(
-                "`{}` vectors of interviewee segments (per-segment text embeddings and \
-                 transcripts with speakers)",
-                config.model.text.embedding
+            Speakers::Interviewee => (
+                format!("`{text}` vectors of interviewee segments"),
+                format!(
+                    "xp ingest text-embeddings --per-segment --model {text}, and transcripts \
+                     with speakers"
+                ),
             ),
         },
     }
@@ -318,20 +327,31 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
         empty()
     };
     let image_parts = if reads(Modality::Image) {
-        parts_by_video(store, snapshot, "embeddings", Some(&config.model.image.embedding))?
+        parts_by_video(
+            store,
+            snapshot,
+            "embeddings",
+            Some(&config.model.image.embedding),
+        )?
     } else {
         empty()
     };
     let text_parts = if reads(Modality::Text) {
-        parts_by_video(store, snapshot, "text_embeddings", Some(&config.model.text.embedding))?
+        parts_by_video(
+            store,
+            snapshot,
+            "text_embeddings",
+            Some(&config.model.text.embedding),
+        )?
     } else {
         empty()
     };
-    let transcript_parts = if reads(Modality::Text) && config.model.text.speakers == Speakers::Interviewee {
-        parts_by_video(store, snapshot, "transcripts", None)?
-    } else {
-        empty()
-    };
+    let transcript_parts =
+        if reads(Modality::Text) && config.model.text.speakers == Speakers::Interviewee {
+            parts_by_video(store, snapshot, "transcripts", None)?
+        } else {
+            empty()
+        };
     let split_of = |id: i32, v: &VideoRow| match protocol.split_by {
         SplitBy::Video => protocol.split_of(id),
         SplitBy::Subject => protocol.split_of(v.subject_id),
@@ -363,8 +383,8 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
     let loaded: Vec<(i32, &'static str, Example)> = wanted
         .par_iter()
         .map(|(id, split, sources)| {
-            let (frames, data, image, text) = read_example(store, config, sources)
-                .with_context(|| format!("video {id}"))?;
+            let (frames, data, image, text) =
+                read_example(store, config, sources).with_context(|| format!("video {id}"))?;
             let v = &videos[id];
             let (label, weight) = match pseudo.get(id) {
                 Some(&l) if *split == PSEUDO => (l, config.train.pseudo_labels.weight as f32),
@@ -378,6 +398,7 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
                     subject_id: v.subject_id,
                     label,
                     weight,
+                    pseudo: *split == PSEUDO,
                     frames,
                     data,
                     image,
@@ -414,11 +435,14 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
                 format!(
                     "{} {split} without {} ({}{more})",
                     ids.len(),
-                    how_to_get(*m, config),
+                    lacking(*m, config).0,
                     shown.join(", ")
                 )
             })
             .collect();
+        let commands: BTreeSet<String> =
+            missing.keys().map(|(m, _)| lacking(*m, config).1).collect();
+        let commands: Vec<String> = commands.into_iter().map(|c| format!("`{c}`")).collect();
         let hint = if modalities.len() > 1 && !mask {
             ", or `data.missing_modality: mask` to keep a video that has some of the run's \
              inputs (the model is told which are absent)"
@@ -427,12 +451,13 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
         };
         bail!(
             "protocol {} videos lack inputs this run reads, in data snapshot {}: {}. Ingest \
-             them, or set `data.allow_missing: true` to train and evaluate without these \
+             them ({}), or set `data.allow_missing: true` to train and evaluate without these \
              videos (the run then records how many it left out, and the leaderboard shows \
              it){hint}",
             protocol.name,
             &snapshot.id()[..12],
-            listed.join("; ")
+            listed.join("; "),
+            commands.join("; ")
         );
     }
     let missing: Vec<i32> = missing
@@ -450,6 +475,18 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
     };
     let image_dim = dim_of(&|e| e.image.as_ref().map(|i| i.dim))?;
     let text_dim = dim_of(&|e| e.text.as_ref().map(|t| t.dim))?;
+    // With masking, a modality could be absent from every video: nothing to learn it from.
+    for m in &modalities {
+        if !examples.iter().any(|(_, e)| e.has(*m)) {
+            bail!(
+                "no video of protocol {} has {} in data snapshot {}; ingest them (`{}`)",
+                protocol.name,
+                lacking(*m, config).0,
+                &snapshot.id()[..12],
+                lacking(*m, config).1
+            );
+        }
+    }
     let train_subjects: BTreeSet<i32> = examples
         .iter()
         .filter(|(s, _)| *s == "train")

@@ -85,7 +85,11 @@ pub fn rebalance(mut pseudo: Vec<Example>, gold: [usize; 2], rule: Rebalance) ->
                 let lose = if gold[1] == 0 { have[0] } else { lose as usize };
                 [lose.min(have[0]), have[1]]
             };
-            pseudo.sort_by_key(|e| blake3::hash(format!("xp-pseudo-{}", e.video_id).as_bytes()).to_hex().to_string());
+            pseudo.sort_by_key(|e| {
+                blake3::hash(format!("xp-pseudo-{}", e.video_id).as_bytes())
+                    .to_hex()
+                    .to_string()
+            });
             let mut taken = [0usize; 2];
             let mut kept: Vec<Example> = pseudo
                 .into_iter()
@@ -101,9 +105,8 @@ pub fn rebalance(mut pseudo: Vec<Example>, gold: [usize; 2], rule: Rebalance) ->
         Rebalance::ClassWeight => {
             let mass: f64 = pseudo.iter().map(|e| f64::from(e.weight)).sum();
             let have = [count(&pseudo, 0), count(&pseudo, 1)];
-            let per_video = [0, 1].map(|c| {
-                mass * gold[c] as f64 / gold_total / (have[c] as f64).max(1.0)
-            });
+            let per_video =
+                [0, 1].map(|c| mass * gold[c] as f64 / gold_total / (have[c] as f64).max(1.0));
             for e in &mut pseudo {
                 e.weight = per_video[e.label as usize] as f32;
             }
@@ -124,6 +127,7 @@ mod tests {
                 subject_id: 0,
                 label: u8::from(i < win),
                 weight: 0.5,
+                pseudo: true,
                 frames: 0,
                 data: vec![],
                 image: None,
@@ -149,9 +153,15 @@ mod tests {
         let ids = |p: &[Example]| p.iter().map(|e| e.video_id).collect::<Vec<_>>();
         assert_eq!(ids(&kept), ids(&again));
         // An all-Win pool cannot be merged in the gold ratio: nothing of it is kept.
-        assert_eq!(classes(&rebalance(pool(50, 0), [60, 40], Rebalance::Subsample)), [0, 0]);
+        assert_eq!(
+            classes(&rebalance(pool(50, 0), [60, 40], Rebalance::Subsample)),
+            [0, 0]
+        );
         // Lose over-represented: all Win stay, Lose cut to 10 x 60 / 40 = 15.
-        assert_eq!(classes(&rebalance(pool(10, 40), [60, 40], Rebalance::Subsample)), [15, 10]);
+        assert_eq!(
+            classes(&rebalance(pool(10, 40), [60, 40], Rebalance::Subsample)),
+            [15, 10]
+        );
     }
 
     #[test]
@@ -163,6 +173,9 @@ mod tests {
         let w = |c: u8| p.iter().find(|e| e.label == c).unwrap().weight;
         assert!((w(0) - 1.2).abs() < 1e-6, "{}", w(0));
         assert!((w(1) - 24.0 / 90.0).abs() < 1e-6, "{}", w(1));
-        assert_eq!(rebalance(pool(90, 30), [60, 40], Rebalance::None)[0].weight, 0.5);
+        assert_eq!(
+            rebalance(pool(90, 30), [60, 40], Rebalance::None)[0].weight,
+            0.5
+        );
     }
 }

@@ -206,6 +206,9 @@ mod tests {
         let got = align(&v, &[40, 100]).unwrap();
         assert_eq!(got.index, vec![Some(0), Some(1)]);
         assert_eq!(got.vectors, vec![2.0, 12.0, 4.0, 14.0]);
-        assert!(align(&v, &[-3]).is_none(), "nothing before the first vector");
+        assert!(
+            align(&v, &[-3]).is_none(),
+            "nothing before the first vector"
+        );
     }
 }

@@ -4,9 +4,12 @@
 //! interviewer / interviewee transcripts (iMiGUE-speech layout, SRT) and pseudo-labels from a
 //! simulated VLM labeler (JSONL).
 //!
-//! The signal is planted on purpose: embeddings carry strong per-subject structure and a weak
-//! label direction; transcripts carry some of the outcome in their wording; the labeler is
-//! right about `LABELER_ACCURACY` of the time. None of it is real data.
+//! The signal is planted on purpose (see `signal.rs` for what the generator's own oracle reads
+//! back): embeddings vary mostly by subject, in a few directions (a subject's look, a
+//! speaker's voice); the outcome moves each video's vector along one more direction, by a
+//! modest amount drowned in per-video spread, part of which image and transcript share (the
+//! same composure shows in both); transcripts also carry the outcome in their wording; the
+//! labeler is right about `LABELER_ACCURACY` of the time. None of it is real data.
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +41,24 @@ const STREAM_EMBED_VIDEO: u64 = 12;
 const STREAM_TEXT: u64 = 13;
 const STREAM_LABELER: u64 = 14;
 const STREAM_DIRECTION: u64 = 15;
+const STREAM_COMPOSURE: u64 = 16;
+
+/// Directions of between-subject variation in each embedding space, and the spread of a
+/// subject's part per coordinate: together they hold most of a vector's length, as who is on
+/// screen (or speaking) dominates real embeddings.
+const SUBJECT_RANK: usize = 16;
+const SUBJECT_SCALE: f64 = 0.15;
+/// The outcome's shift of a video's image score (along the image label direction), and the
+/// spread of that score between videos of one class.
+pub(crate) const IMAGE_SHIFT: f64 = 1.0;
+pub(crate) const IMAGE_SPREAD: f64 = 2.0;
+/// Each unit of transcript tone (see `transcript`) shifts the text score by this much; the
+/// text score's own spread between videos.
+pub(crate) const TEXT_PER_TONE: f64 = 0.4;
+pub(crate) const TEXT_SPREAD: f64 = 1.6;
+/// Share of the variance of the image and text spreads that is one per-video draw (the
+/// player's composure) common to both: the two are partly redundant.
+const SHARED: f64 = 0.5;
 
 /// Where a video's crops go.
 pub(crate) enum CropMode {
@@ -53,13 +74,66 @@ fn gaussian(rng: &mut ChaCha8Rng, n: usize, sd: f64) -> Vec<f64> {
         .collect()
 }
 
-/// A fixed unit direction per purpose (label in image space, label in text space).
-fn direction(seed: u64, which: u64) -> Vec<f64> {
-    let v = gaussian(&mut rng_for(seed, STREAM_DIRECTION, which), DIM, 1.0);
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    v.into_iter()
-        .map(|x| x / norm * (DIM as f64).sqrt())
+/// The subject directions of one embedding space (`which`: 0 image, 1 text): `SUBJECT_RANK`
+/// fixed vectors with N(0, 1 / rank) coordinates, so a subject's part has about unit spread
+/// per coordinate.
+fn subject_basis(seed: u64, which: u64) -> Vec<Vec<f64>> {
+    let mut rng = rng_for(seed, STREAM_DIRECTION, 10 + which);
+    (0..SUBJECT_RANK)
+        .map(|_| gaussian(&mut rng, DIM, 1.0 / (SUBJECT_RANK as f64).sqrt()))
         .collect()
+}
+
+/// The label direction of one embedding space: a fixed unit vector orthogonal to its subject
+/// directions, so that who the player is never reads as how the match went.
+pub(crate) fn label_direction(seed: u64, which: u64) -> Vec<f64> {
+    let mut v = gaussian(&mut rng_for(seed, STREAM_DIRECTION, which), DIM, 1.0);
+    // Gram-Schmidt against an orthonormal copy of the subject directions.
+    let mut done: Vec<Vec<f64>> = Vec::new();
+    for b in subject_basis(seed, which) {
+        let mut b = b;
+        for d in &done {
+            let dot: f64 = b.iter().zip(d).map(|(x, y)| x * y).sum();
+            b.iter_mut().zip(d).for_each(|(x, y)| *x -= dot * y);
+        }
+        let norm = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+        done.push(b.into_iter().map(|x| x / norm).collect());
+    }
+    for d in &done {
+        let dot: f64 = v.iter().zip(d).map(|(x, y)| x * y).sum();
+        v.iter_mut().zip(d).for_each(|(x, y)| *x -= dot * y);
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    v.into_iter().map(|x| x / norm).collect()
+}
+
+/// A subject's part of one embedding space: its `SUBJECT_RANK` draws times the directions,
+/// scaled by `scale`.
+fn subject_part(seed: u64, which: u64, subject: &Subject, scale: f64) -> Vec<f64> {
+    let z = gaussian(
+        &mut rng_for(seed, STREAM_EMBED_SUBJECT, 1000 * which + subject.id as u64),
+        SUBJECT_RANK,
+        scale,
+    );
+    let mut out = vec![0.0; DIM];
+    for (zk, b) in z.iter().zip(subject_basis(seed, which)) {
+        out.iter_mut().zip(&b).for_each(|(o, x)| *o += zk * x);
+    }
+    out
+}
+
+/// A video's spread along the image (`which` 0) or text (1) label direction, in units of the
+/// modality's spread: a mix of the composure both share and the modality's own draw.
+fn spread(seed: u64, v: &VideoPlan, which: u64) -> f64 {
+    let mut shared = rng_for(seed, STREAM_COMPOSURE, u64::from(v.id));
+    let c: f64 = shared.sample(StandardNormal);
+    let mut own = rng_for(
+        seed,
+        STREAM_COMPOSURE,
+        100_000 * (which + 1) + u64::from(v.id),
+    );
+    let e: f64 = own.sample(StandardNormal);
+    SHARED.sqrt() * c + (1.0 - SHARED).sqrt() * e
 }
 
 fn subject_color(subject: &Subject) -> Rgb<u8> {
@@ -136,6 +210,9 @@ pub(crate) struct MediaWriter {
     background: Rgb<u8>,
     /// Subject + label + video part of every embedding of this video.
     base: Vec<f64>,
+    /// The image label direction, and the sum of the written vectors' projections on it.
+    direction: Vec<f64>,
+    projection_sum: f64,
     rng: ChaCha8Rng,
     frames: Vec<i64>,
     vectors: Vec<f32>,
@@ -143,23 +220,22 @@ pub(crate) struct MediaWriter {
 
 impl MediaWriter {
     pub(crate) fn new(seed: u64, v: &VideoPlan, subject: &Subject, mode: CropMode) -> Self {
-        let subject_part = gaussian(
-            &mut rng_for(seed, STREAM_EMBED_SUBJECT, subject.id as u64),
-            DIM,
-            1.0,
-        );
+        let look = subject_part(seed, 0, subject, SUBJECT_SCALE);
         let mut rng = rng_for(seed, STREAM_EMBED_VIDEO, u64::from(v.id));
-        let video_part = gaussian(&mut rng, DIM, 0.3);
-        let label = direction(seed, 0);
+        let video_part = gaussian(&mut rng, DIM, 0.1);
+        let direction = label_direction(seed, 0);
         let sign = if v.win { 1.0 } else { -1.0 };
+        let score = IMAGE_SHIFT * sign + IMAGE_SPREAD * spread(seed, v, 0);
         let base = (0..DIM)
-            .map(|i| subject_part[i] + video_part[i] + 0.12 * sign * label[i])
+            .map(|i| look[i] + video_part[i] + score * direction[i])
             .collect();
         MediaWriter {
             video_id: v.id,
             mode,
             background: subject_color(subject),
             base,
+            direction,
+            projection_sum: 0.0,
             rng,
             frames: Vec::new(),
             vectors: Vec::new(),
@@ -220,19 +296,28 @@ impl MediaWriter {
             }
         }
         // An embedding per crop: the video's base plus frame noise.
-        let noise = gaussian(&mut self.rng, DIM, 0.6);
+        let noise = gaussian(&mut self.rng, DIM, 0.3);
         self.frames.push(i64::from(f));
+        let start = self.vectors.len();
         self.vectors
             .extend(self.base.iter().zip(&noise).map(|(b, n)| (b + n) as f32));
+        // What the oracle reads: the vector as stored (float16).
+        self.projection_sum += self.vectors[start..]
+            .iter()
+            .zip(&self.direction)
+            .map(|(x, d)| f64::from(half::f16::from_f32(*x).to_f32()) * d)
+            .sum::<f64>();
         Ok(())
     }
 
     /// Writes the video's embeddings: `<video>.safetensors` with the vectors (float16) and the
-    /// frame of each.
-    pub(crate) fn finish(self, embeddings_dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    /// frame of each. Returns the file and the oracle's image score (the mean projection of
+    /// the stored vectors on the label direction).
+    pub(crate) fn finish(self, embeddings_dir: &Path) -> anyhow::Result<Option<(PathBuf, f64)>> {
         if self.frames.is_empty() {
             return Ok(None);
         }
+        let score = self.projection_sum / self.frames.len() as f64;
         use crate::ingest::safetensors_file::{TensorData, write};
         let name = self.video_id.to_string();
         let frames_name = format!("{name}.frames");
@@ -253,7 +338,7 @@ impl MediaWriter {
             ],
             None,
         )?;
-        Ok(Some(path))
+        Ok(Some((path, score)))
     }
 }
 
@@ -349,28 +434,31 @@ pub(crate) fn write_transcript(seed: u64, v: &VideoPlan, dir: &Path) -> anyhow::
     Ok(tone)
 }
 
-/// Writes `text_embeddings/<video>.npy`: one BERT-sized vector per transcript.
+/// Writes `text_embeddings/<video>.npy`: one BERT-sized vector per transcript. Returns the
+/// file and the oracle's text score (the stored vector's projection on the label direction).
 pub(crate) fn write_text_embedding(
     seed: u64,
     v: &VideoPlan,
     subject: &Subject,
     tone: f64,
     dir: &Path,
-) -> anyhow::Result<PathBuf> {
+) -> anyhow::Result<(PathBuf, f64)> {
     let mut rng = rng_for(seed, STREAM_TEXT, 10_000 + u64::from(v.id));
-    let subject_part = gaussian(
-        &mut rng_for(seed, STREAM_EMBED_SUBJECT, 1000 + subject.id as u64),
-        DIM,
-        0.8,
-    );
-    let label = direction(seed, 1);
-    let noise = gaussian(&mut rng, DIM, 0.5);
+    let voice = subject_part(seed, 1, subject, SUBJECT_SCALE);
+    let direction = label_direction(seed, 1);
+    let noise = gaussian(&mut rng, DIM, 0.05);
+    let score = TEXT_PER_TONE * tone.clamp(-3.0, 3.0) + TEXT_SPREAD * spread(seed, v, 1);
     let values: Vec<f32> = (0..DIM)
-        .map(|i| (subject_part[i] + 0.25 * tone.clamp(-3.0, 3.0) * label[i] + noise[i]) as f32)
+        .map(|i| (voice[i] + score * direction[i] + noise[i]) as f32)
         .collect();
+    let read_back: f64 = values
+        .iter()
+        .zip(&direction)
+        .map(|(x, d)| f64::from(*x) * d)
+        .sum();
     let path = dir.join(format!("{}.npy", v.id));
     crate::ingest::npy::write_f32(&path, &[DIM], &values)?;
-    Ok(path)
+    Ok((path, read_back))
 }
 
 const PROMPT: &str = "You are shown frames from a tennis player's post-match press conference. \
@@ -496,14 +584,20 @@ mod tests {
     #[test]
     fn embeddings_cluster_by_subject_far_more_than_by_label() {
         let p = plan(&DemoOptions::default());
-        let base = |v: &VideoPlan| {
-            let s = &p.subjects[v.subject - 1];
-            MediaWriter::new(0, v, s, CropMode::Ready(PathBuf::new())).base
-        };
+        // The first 160 videos' base vectors, computed once each.
+        let bases: Vec<Vec<f64>> = p
+            .videos
+            .iter()
+            .take(160)
+            .map(|v| {
+                let s = &p.subjects[v.subject - 1];
+                MediaWriter::new(0, v, s, CropMode::Ready(PathBuf::new())).base
+            })
+            .collect();
         let (mut same_subject, mut same_label) = (Vec::new(), Vec::new());
         for (i, a) in p.videos.iter().enumerate().take(120) {
-            for b in p.videos.iter().skip(i + 1).take(40) {
-                let c = cosine(&base(a), &base(b));
+            for (j, b) in p.videos.iter().enumerate().skip(i + 1).take(40) {
+                let c = cosine(&bases[i], &bases[j]);
                 if a.subject == b.subject {
                     same_subject.push(c);
                 } else if a.win == b.win {
@@ -513,7 +607,20 @@ mod tests {
         }
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         assert!(!same_subject.is_empty());
-        assert!(mean(&same_subject) > 0.8, "{}", mean(&same_subject));
+        assert!(mean(&same_subject) > 0.5, "{}", mean(&same_subject));
         assert!(mean(&same_label).abs() < 0.1, "{}", mean(&same_label));
+    }
+
+    #[test]
+    fn the_label_direction_is_a_unit_vector_apart_from_every_subject_direction() {
+        for which in [0, 1] {
+            let u = label_direction(7, which);
+            let norm: f64 = u.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-9, "{norm}");
+            for b in subject_basis(7, which) {
+                let dot: f64 = u.iter().zip(&b).map(|(x, y)| x * y).sum();
+                assert!(dot.abs() < 1e-9, "space {which}: {dot}");
+            }
+        }
     }
 }

@@ -82,7 +82,8 @@ pub struct SignalCheck {
     pub train_videos: usize,
 }
 
-/// The threshold rule of the module comment, fitted on `Train` and scored on `Test`.
+/// The one-number rule of the module comment for any score that is higher for Win, fitted on
+/// `Train` and scored on `Test`.
 /// `videos`: (split, won, median head height). None when a split lacks a class.
 pub(crate) fn check(videos: &[(Split, bool, f64)]) -> Option<SignalCheck> {
     let mean = |win: bool| -> Option<f64> {
@@ -112,6 +113,60 @@ pub(crate) fn check(videos: &[(Split, bool, f64)]) -> Option<SignalCheck> {
     })
 }
 
+/// The train-fitted threshold (midpoint of the class means) and the pooled within-class
+/// standard deviation of one score.
+fn fit(videos: &[(Split, bool, f64)]) -> Option<(f64, f64)> {
+    let class = |win: bool| -> Vec<f64> {
+        videos
+            .iter()
+            .filter(|(s, w, _)| *s == Split::Train && *w == win)
+            .map(|(_, _, x)| *x)
+            .collect()
+    };
+    let (a, b) = (class(true), class(false));
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (ma, mb) = (mean(&a), mean(&b));
+    let ss: f64 = a.iter().map(|x| (x - ma).powi(2)).sum::<f64>()
+        + b.iter().map(|x| (x - mb).powi(2)).sum::<f64>();
+    let sd = (ss / (a.len() + b.len() - 2) as f64).sqrt();
+    Some(((ma + mb) / 2.0, sd.max(f64::MIN_POSITIVE)))
+}
+
+/// The oracle over several scores: each standardised by its train fit, `(x - threshold) /
+/// spread`, and summed (the best linear rule if the scores were independent with equal
+/// spreads; they are partly redundant, so it is a fair, not an optimal, combination); Win when
+/// the sum is at least 0. A video needs every score. `videos`: (split, won, scores).
+pub(crate) fn check_combined(videos: &[(Split, bool, Vec<f64>)]) -> Option<SignalCheck> {
+    let k = videos.first()?.2.len();
+    let fits: Vec<(f64, f64)> = (0..k)
+        .map(|i| {
+            let one: Vec<(Split, bool, f64)> =
+                videos.iter().map(|(s, w, x)| (*s, *w, x[i])).collect();
+            fit(&one)
+        })
+        .collect::<Option<_>>()?;
+    let combined: Vec<(Split, bool, f64)> = videos
+        .iter()
+        .map(|(s, w, x)| {
+            let z: f64 = x.iter().zip(&fits).map(|(x, (t, sd))| (x - t) / sd).sum();
+            (*s, *w, z)
+        })
+        .collect();
+    let test: Vec<_> = combined.iter().filter(|v| v.0 == Split::Test).collect();
+    if test.is_empty() {
+        return None;
+    }
+    let right = test.iter().filter(|(_, w, z)| (*z >= 0.0) == *w).count();
+    Some(SignalCheck {
+        test_videos: test.len(),
+        test_accuracy: right as f64 / test.len() as f64,
+        train_videos: combined.iter().filter(|v| v.0 == Split::Train).count(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +190,27 @@ mod tests {
         assert_eq!((c.test_videos, c.train_videos), (4, 4));
         assert_eq!(c.test_accuracy, 0.5);
         assert!(check(&v[4..]).is_none(), "no training videos");
+    }
+
+    #[test]
+    fn the_combined_rule_adds_standardised_scores() {
+        // Score a: Win train 1, 3 / Lose -1, -3: threshold 0, pooled sd sqrt(8 / 2) = 2.
+        // Score b: Win 12, 14 / Lose 10, 8: threshold 11, pooled sd 2.
+        // Test video (Win) a = -1, b = 14: z = -0.5 + 1.5 = 1 >= 0, called Win (right);
+        // test video (Lose) a = 1, b = 10.5: z = 0.5 - 0.25 = 0.25, called Win (wrong).
+        let v = vec![
+            (Split::Train, true, vec![1.0, 12.0]),
+            (Split::Train, true, vec![3.0, 14.0]),
+            (Split::Train, false, vec![-1.0, 10.0]),
+            (Split::Train, false, vec![-3.0, 8.0]),
+            (Split::Test, true, vec![-1.0, 14.0]),
+            (Split::Test, false, vec![1.0, 10.5]),
+        ];
+        let c = check_combined(&v).unwrap();
+        assert_eq!((c.test_videos, c.train_videos), (2, 4));
+        assert_eq!(c.test_accuracy, 0.5);
+        // With b alone scored at the Lose video's 10.5 < 11 it would be right: the sum matters.
+        let b_only: Vec<_> = v.iter().map(|(s, w, x)| (*s, *w, vec![x[1]])).collect();
+        assert_eq!(check_combined(&b_only).unwrap().test_accuracy, 1.0);
     }
 }

@@ -32,7 +32,9 @@ pub fn tables_read(config: &RunConfig) -> Vec<(&'static str, Option<String>)> {
     for m in &config.model.modalities {
         match m {
             Modality::Keypoints => tables.push(("keypoints", None)),
-            Modality::Image => tables.push(("embeddings", Some(config.model.image.embedding.clone()))),
+            Modality::Image => {
+                tables.push(("embeddings", Some(config.model.image.embedding.clone())))
+            }
             Modality::Text => {
                 tables.push(("text_embeddings", Some(config.model.text.embedding.clone())));
                 if config.model.text.speakers == Speakers::Interviewee {

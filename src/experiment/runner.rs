@@ -309,11 +309,7 @@ pub fn run_experiment(
             datasets.insert(key.clone(), splits);
         }
         let splits = &datasets[&key];
-        let steps = (splits
-            .train
-            .len()
-            .div_ceil(plan.run.config.train.batch_size)
-            * plan.run.config.train.epochs) as u64;
+        let steps = train::planned_steps(&plan.run.config, splits);
         let bar = group.add(options.progress.bar(steps, "train", "steps"));
         let label = format!(
             "run {}/{} {} seed {}",

@@ -320,6 +320,39 @@ pub struct TrainConfig {
     /// How the decision threshold is set.
     pub threshold: ThresholdRule,
     pub pseudo_labels: PseudoLabelConfig,
+    /// `joint`: the whole model from scratch. `staged` (with several modalities): each branch
+    /// trained alone with its own head (the settings above), then the fused model built from
+    /// those branches and fine-tuned (`stage2`).
+    pub schedule: Schedule,
+    pub stage2: StageTwoConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    Joint,
+    Staged,
+}
+
+/// The fine-tuning of a staged schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StageTwoConfig {
+    pub epochs: usize,
+    pub lr: f64,
+    /// Epochs at the start of stage 2 during which only the fusion head learns (the branches
+    /// keep their stage-1 weights).
+    pub freeze_epochs: usize,
+}
+
+impl Default for StageTwoConfig {
+    fn default() -> Self {
+        StageTwoConfig {
+            epochs: 8,
+            lr: 5e-4,
+            freeze_epochs: 0,
+        }
+    }
 }
 
 impl Default for TrainConfig {
@@ -335,6 +368,8 @@ impl Default for TrainConfig {
             select_by: SelectBy::RocAuc,
             threshold: ThresholdRule::Validation,
             pseudo_labels: PseudoLabelConfig::default(),
+            schedule: Schedule::Joint,
+            stage2: StageTwoConfig::default(),
         }
     }
 }
@@ -370,7 +405,16 @@ struct ExperimentFile {
     demo_if_empty: bool,
     seeds: Vec<u64>,
     #[serde(default)]
-    grid: Option<BTreeMap<String, Vec<Value>>>,
+    grid: Option<Grid>,
+}
+
+/// The grid: one product of settings, or a list of products whose variants are all run
+/// (e.g. pseudo-labels off once, and on at several thresholds).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Grid {
+    One(BTreeMap<String, Vec<Value>>),
+    Many(Vec<BTreeMap<String, Vec<Value>>>),
 }
 
 /// One resolved run of an experiment.
@@ -424,6 +468,24 @@ fn set_path(target: &mut Value, reference: &Value, path: &str, value: Value) -> 
     Ok(())
 }
 
+/// The last part of a dotted path names the setting, unless it is a generic word like `use`:
+/// then its parent does (`pseudo_labels=true`).
+fn short_key(key: &str) -> &str {
+    let mut parts = key.rsplit('.');
+    let last = parts.next().unwrap_or(key);
+    match (last, parts.next()) {
+        ("use" | "enabled", Some(parent)) => parent,
+        _ => last,
+    }
+}
+
+/// The value at a dotted path of a config (null if absent).
+fn get_path<'a>(config: &'a Value, path: &str) -> &'a Value {
+    path.split('.')
+        .try_fold(config, |node, part| node.get(part))
+        .unwrap_or(&Value::Null)
+}
+
 fn short_value(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -463,13 +525,24 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment> {
         train: file.train,
     })?;
     let reference = base.clone();
-    let mut grid = file.grid.unwrap_or_default();
+    let mut blocks = match file.grid {
+        None => vec![BTreeMap::new()],
+        Some(Grid::One(g)) => vec![g],
+        Some(Grid::Many(list)) if list.is_empty() => {
+            return Err(BadInput::new(path, "`grid` is an empty list")
+                .field("grid")
+                .into());
+        }
+        Some(Grid::Many(list)) => list,
+    };
     for o in overrides {
         let (key, value) = o
             .split_once('=')
             .ok_or_else(|| anyhow!("--set {o}: expected KEY=VALUE, e.g. train.epochs=5"))?;
         // A --set of a grid key fixes it: the grid no longer varies it.
-        grid.remove(key);
+        for grid in &mut blocks {
+            grid.remove(key);
+        }
         let value: Value = serde_yaml::from_str(value)
             .with_context(|| format!("--set {o}: the value is not YAML"))?;
         set_path(&mut base, &reference, key, value).map_err(|m| anyhow!("--set {o}: {m}"))?;
@@ -477,44 +550,61 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment> {
 
     let line_of = |key: &str| {
         text.lines()
-            .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .position(|l| {
+                let l = l
+                    .trim_start()
+                    .trim_start_matches("- ")
+                    .trim_start_matches('{')
+                    .trim_start();
+                l.starts_with(&format!("{key}:"))
+            })
             .map(|i| i as u64 + 1)
     };
-    for (key, values) in &grid {
-        let mut err = None;
-        if values.is_empty() {
-            err = Some(format!("grid key `{key}` has no values"));
-        } else if let Err(m) = set_path(&mut base.clone(), &reference, key, values[0].clone()) {
-            err = Some(format!("grid key {m}"));
-        }
-        if let Some(message) = err {
-            let mut e = BadInput::new(path, message).field(format!("grid.{key}"));
-            e.line = line_of(key);
-            return Err(e.into());
-        }
-    }
-    // Cartesian product of the grid, in key order then value order.
-    let mut variants: Vec<(Vec<String>, Value)> = vec![(Vec::new(), base)];
-    for (key, values) in &grid {
-        let mut next = Vec::new();
-        for (labels, config) in &variants {
-            for v in values {
-                let mut c = config.clone();
-                set_path(&mut c, &reference, key, v.clone()).expect("checked above");
-                let mut l = labels.clone();
-                // The last part of the path names the setting, unless it is a generic word
-                // like `use`: then its parent does (`pseudo_labels=true`).
-                let mut parts = key.rsplit('.');
-                let last = parts.next().unwrap_or(key);
-                let short_key = match (last, parts.next()) {
-                    ("use" | "enabled", Some(parent)) => parent,
-                    _ => last,
-                };
-                l.push(format!("{short_key}={}", short_value(v)));
-                next.push((l, c));
+    for grid in &blocks {
+        for (key, values) in grid {
+            let mut err = None;
+            if values.is_empty() {
+                err = Some(format!("grid key `{key}` has no values"));
+            } else if let Err(m) = set_path(&mut base.clone(), &reference, key, values[0].clone()) {
+                err = Some(format!("grid key {m}"));
+            }
+            if let Some(message) = err {
+                let mut e = BadInput::new(path, message).field(format!("grid.{key}"));
+                e.line = line_of(key);
+                return Err(e.into());
             }
         }
-        variants = next;
+    }
+    // Every variant is named by all the keys any grid block varies, with its own value of
+    // each: so two variants from different blocks that differ in one setting differ in one
+    // word of their names (which is how the leaderboard pairs them).
+    let all_keys: std::collections::BTreeSet<&String> =
+        blocks.iter().flat_map(|g| g.keys()).collect();
+    let mut variants: Vec<(Vec<String>, Value)> = Vec::new();
+    for grid in &blocks {
+        // Cartesian product of the block, in key order then value order.
+        let mut configs: Vec<Value> = vec![base.clone()];
+        for (key, values) in grid {
+            let mut next = Vec::new();
+            for config in &configs {
+                for v in values {
+                    let mut c = config.clone();
+                    set_path(&mut c, &reference, key, v.clone()).expect("checked above");
+                    next.push(c);
+                }
+            }
+            configs = next;
+        }
+        for config in configs {
+            let labels: Vec<String> = all_keys
+                .iter()
+                .map(|key| format!("{}={}", short_key(key), short_value(get_path(&config, key))))
+                .collect();
+            // Blocks may overlap: a variant runs once.
+            if !variants.iter().any(|(l, _)| *l == labels) {
+                variants.push((labels, config));
+            }
+        }
     }
     let mut runs = Vec::new();
     for (labels, value) in variants {
@@ -560,7 +650,15 @@ fn validate(c: &RunConfig) -> Result<(), String> {
     let p = &t.pseudo_labels;
     let m = &c.model.modalities;
     let distinct: std::collections::BTreeSet<&str> = m.iter().map(|x| x.name()).collect();
-    let checks: [(bool, &str); 15] = [
+    let checks: [(bool, &str); 17] = [
+        (
+            t.stage2.epochs >= 1,
+            "train.stage2.epochs must be at least 1",
+        ),
+        (
+            t.stage2.lr > 0.0 && t.stage2.lr.is_finite(),
+            "train.stage2.lr must be positive",
+        ),
         (
             !m.is_empty(),
             "model.modalities is empty: name at least one of keypoints, image, text",
@@ -615,5 +713,85 @@ fn validate(c: &RunConfig) -> Result<(), String> {
     match checks.iter().find(|(ok, _)| !ok) {
         Some((_, m)) => Err(m.to_string()),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str, overrides: &[&str]) -> Result<Experiment> {
+        let dir = std::env::temp_dir().join(crate::store::fsutil::unique_name("xp-spec"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("e.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let out = load(&path, &overrides);
+        std::fs::remove_dir_all(&dir).unwrap();
+        out
+    }
+
+    fn variants(e: &Experiment) -> Vec<&str> {
+        let mut v: Vec<&str> = e.runs.iter().map(|r| r.variant.as_str()).collect();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn a_list_of_grids_runs_each_and_names_every_setting() {
+        let e = parse(
+            "name: t\nseeds: [0]\ngrid:\n  - { train.pseudo_labels.use: [false] }\n  - train.pseudo_labels.use: [true]\n    train.pseudo_labels.min_confidence: [0.0, 0.8]\n",
+            &[],
+        )
+        .unwrap();
+        // Off once, on twice; each name gives both settings (off at the default threshold),
+        // so "off" and "on at 0.0" differ in one word.
+        assert_eq!(
+            variants(&e),
+            [
+                "min_confidence=0.0,pseudo_labels=false",
+                "min_confidence=0.0,pseudo_labels=true",
+                "min_confidence=0.8,pseudo_labels=true",
+            ]
+        );
+        assert!(!e.runs[0].config.train.pseudo_labels.use_);
+        assert_eq!(e.runs[2].config.train.pseudo_labels.min_confidence, 0.8);
+        // Overlapping blocks run a variant once.
+        let e = parse(
+            "name: t\nseeds: [0, 1]\ngrid:\n  - { train.epochs: [1, 2] }\n  - { train.epochs: [2, 3] }\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(variants(&e), ["epochs=1", "epochs=2", "epochs=3"]);
+        assert_eq!(e.runs.len(), 6);
+    }
+
+    #[test]
+    fn modalities_vary_like_any_setting_and_are_checked() {
+        let e = parse(
+            "name: t\nseeds: [0]\ngrid:\n  model.modalities: [[keypoints], [image, text]]\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            variants(&e),
+            ["modalities=keypoints", "modalities=image+text"]
+        );
+        assert_eq!(
+            e.runs[1].config.model.modalities,
+            [Modality::Image, Modality::Text]
+        );
+        for (set, message) in [
+            ("model.modalities=[]", "model.modalities is empty"),
+            ("model.modalities=[text, text]", "names a modality twice"),
+            ("model.modalities=[sound]", "unknown variant `sound`"),
+            (
+                "data.missing_modality=mask",
+                "needs at least two modalities",
+            ),
+        ] {
+            let err = parse("name: t\nseeds: [0]\n", &[set]).unwrap_err();
+            assert!(format!("{err:#}").contains(message), "{set}: {err:#}");
+        }
     }
 }

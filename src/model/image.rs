@@ -63,9 +63,10 @@ impl<B: Backend> ImageBranch<B> {
     pub fn embed(&self, batch: &ImageBatch<B>) -> Tensor<B, 2> {
         let [b, v, d_in] = batch.vectors.dims();
         let [_, t] = batch.mask.dims();
-        let projected = self
-            .project
-            .forward(self.norm.forward(batch.vectors.clone().reshape([b * v, d_in])));
+        let projected = self.project.forward(
+            self.norm
+                .forward(batch.vectors.clone().reshape([b * v, d_in])),
+        );
         let dim = projected.dims()[1];
         let frames = projected
             .select(0, batch.index.clone())

@@ -2,9 +2,7 @@
 //! -> a video vector. Segments are pooled with learned attention (one score per segment,
 //! softmax over the video's segments), then an MLP maps the pooled vector to the model width.
 
-use burn::nn::{
-    Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig,
-};
+use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
@@ -67,7 +65,9 @@ impl<B: Backend> TextBranch<B> {
         let scores = scores * mask.clone() + (mask.neg() + 1.0) * MASKED_SCORE;
         let weights = softmax(scores, 1).reshape([b, s, 1]);
         let pooled = (x * weights).sum_dim(1).reshape([b, self.norm_width()]);
-        let h = self.activation.forward(self.hidden.forward(self.dropout.forward(pooled)));
+        let h = self
+            .activation
+            .forward(self.hidden.forward(self.dropout.forward(pooled)));
         self.out.forward(h)
     }
 

@@ -56,8 +56,10 @@ pub fn loss_and_grads<B: AutodiffBackend>(
 
     // 2. Everything after the backbone, with the tokens as a leaf.
     let tokens = Tensor::<B, 3>::from_inner(tokens).require_grad();
-    let logits =
-        model.forward_with_tokens(batch, Some((tokens.clone(), Tensor::from_inner(token_mask))));
+    let logits = model.forward_with_tokens(
+        batch,
+        Some((tokens.clone(), Tensor::from_inner(token_mask))),
+    );
     let loss = loss_of(logits);
     let value = loss.clone().into_scalar().elem::<f64>();
     let mut grads = loss.backward();
@@ -148,7 +150,13 @@ mod tests {
             chunked.keypoints.as_mut().unwrap().frame_chunk = 8;
             assert_eq!(whole.keypoints.as_ref().unwrap().chunks(2, 50).len(), 1);
             assert_eq!(chunked.keypoints.as_ref().unwrap().chunks(2, 50).len(), 7);
-            let input = fused_batch::<B>(&[50, 23], 50, 11, &[[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]], &device);
+            let input = fused_batch::<B>(
+                &[50, 23],
+                50,
+                11,
+                &[[1.0, 1.0, 1.0], [1.0, 0.0, 1.0]],
+                &device,
+            );
             let loss_of = |logits: Tensor<B, 2>| logits.powf_scalar(2.0).mean();
             // The same dropout draws on both sides.
             <B as Backend>::seed(&device, 5);

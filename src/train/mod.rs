@@ -7,8 +7,8 @@ pub mod schedule;
 pub mod threshold;
 
 use anyhow::Result;
-use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, Optimizer};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData, activation};
 use rand::SeedableRng;
@@ -16,7 +16,7 @@ use rand::seq::SliceRandom;
 
 use crate::dataset::{Example, Splits, normalize::POINTS};
 use crate::experiment::spec::{
-    BackboneName, LossName, Modality, RunConfig, SelectBy, ThresholdRule,
+    BackboneName, LossName, Modality, RunConfig, Schedule, SelectBy, ThresholdRule,
 };
 use crate::model::sequence::SequenceEncoderConfig;
 use crate::model::{
@@ -114,12 +114,13 @@ pub fn classifier_config(config: &RunConfig, splits: &Splits) -> ClassifierConfi
 /// presence flags tell the fusion head to ignore it (and its gradients are zero).
 fn batch<B: Backend>(
     examples: &[&Example],
+    modalities: &[Modality],
     splits: &Splits,
     device: &B::Device,
 ) -> Batch<B> {
     let n = examples.len();
     let t_max = examples.iter().map(|e| e.frames).max().unwrap_or(1).max(1);
-    let has = |m| splits.modalities.contains(&m);
+    let has = |m| modalities.contains(&m);
     let keypoints = has(Modality::Keypoints).then(|| {
         let channels = splits.channels;
         let mut points = vec![0.0f32; n * t_max * POINTS * channels];
@@ -195,10 +196,10 @@ fn batch<B: Backend>(
             mask: Tensor::from_data(TensorData::new(mask, [n, s_max]), device),
         }
     });
-    let k = splits.modalities.len();
+    let k = modalities.len();
     let present: Vec<f32> = examples
         .iter()
-        .flat_map(|e| splits.modalities.iter().map(|m| f32::from(u8::from(e.has(*m)))))
+        .flat_map(|e| modalities.iter().map(|m| f32::from(u8::from(e.has(*m)))))
         .collect();
     Batch {
         keypoints,
@@ -235,7 +236,7 @@ fn loss<B: Backend>(
 /// where each example counts with its own loss weight. Counting a pseudo-labelled video (weight
 /// 0.5, say) as a whole one would under-weigh its class: with the demo's 132 Win pool videos,
 /// Win would get about half the loss mass Lose gets, and every model would lean to Lose.
-fn class_weights(train: &[Example], loss: LossName) -> [f32; 2] {
+fn class_weights(train: &[&Example], loss: LossName) -> [f32; 2] {
     if loss == LossName::Ce {
         return [1.0, 1.0];
     }
@@ -255,7 +256,8 @@ fn class_weights(train: &[Example], loss: LossName) -> [f32; 2] {
 /// Probabilities of win and the mean (class-weighted) loss over examples, without gradients.
 fn predict<B: Backend>(
     model: &Classifier<B>,
-    examples: &[Example],
+    examples: &[&Example],
+    modalities: &[Modality],
     splits: &Splits,
     class_w: [f32; 2],
     batch_size: usize,
@@ -265,8 +267,7 @@ fn predict<B: Backend>(
     let mut loss_sum = 0.0f64;
     let mut weight_sum = 0.0f64;
     for chunk in examples.chunks(batch_size) {
-        let refs: Vec<&Example> = chunk.iter().collect();
-        let input = batch::<B>(&refs, splits, device);
+        let input = batch::<B>(chunk, modalities, splits, device);
         let logits = model.forward(&input);
         let log_p = activation::log_softmax(logits, 1);
         let values: Vec<f32> = log_p.into_data().to_vec().expect("f32 logits");
@@ -284,14 +285,6 @@ fn predict<B: Backend>(
 /// How good an epoch looks on validation, higher is better: (primary, tie-break).
 type Score = (f64, f64);
 
-/// The best epoch so far: its model and its validation probabilities (which set the threshold).
-struct Best<B: Backend> {
-    score: Score,
-    epoch: usize,
-    model: Classifier<B>,
-    val_probs: Vec<f32>,
-}
-
 fn selection_score(select_by: SelectBy, log: &EpochLog) -> Score {
     let loss = -log.val_loss;
     match select_by {
@@ -300,6 +293,191 @@ fn selection_score(select_by: SelectBy, log: &EpochLog) -> Score {
         SelectBy::RocAuc if log.val.roc_auc.is_nan() => (f64::NEG_INFINITY, loss),
         SelectBy::RocAuc => (log.val.roc_auc, loss),
     }
+}
+
+/// One training phase: a whole joint run, one branch's stage 1, or stage 2.
+struct Phase<'a> {
+    /// The inputs the model reads, in branch order.
+    modalities: &'a [Modality],
+    epochs: usize,
+    lr: f64,
+    /// Epochs at the start during which only the fusion head learns.
+    freeze_epochs: usize,
+}
+
+/// What a phase ends with: the epoch that validated best, as a trainable model (to build on)
+/// and as an inference model, with its validation probabilities (which set the threshold).
+struct Fitted<B: AutodiffBackend> {
+    epoch: usize,
+    model: Classifier<B>,
+    valid: Classifier<B::InnerBackend>,
+    val_probs: Vec<f32>,
+    logs: Vec<EpochLog>,
+}
+
+/// Removes the gradients of every parameter it visits (a frozen branch does not move).
+struct DropGradients<'a>(&'a mut GradientsParams);
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for DropGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.0.remove::<B::InnerBackend, D>(param.id);
+    }
+}
+
+/// Trains `model` for one phase on the videos that have the phase's inputs, with early
+/// stopping on validation.
+#[allow(clippy::too_many_arguments)]
+fn fit<B: AutodiffBackend>(
+    mut model: Classifier<B>,
+    phase: &Phase,
+    splits: &Splits,
+    config: &RunConfig,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    device: &B::Device,
+    observer: &dyn TrainObserver,
+) -> Fitted<B> {
+    let t = &config.train;
+    let usable = |e: &&Example| phase.modalities.iter().any(|m| e.has(*m));
+    let train: Vec<&Example> = splits.train.iter().filter(usable).collect();
+    let val: Vec<&Example> = splits.val.iter().filter(usable).collect();
+    // Without a validation split, the last epoch is the model evaluated.
+    let val_set = if val.is_empty() { &train } else { &val };
+    let val_labels: Vec<u8> = val_set.iter().map(|e| e.label).collect();
+    let class_w = class_weights(&train, t.loss);
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(t.weight_decay as f32)
+        .init::<B, Classifier<B>>();
+    let steps_per_epoch = train.len().div_ceil(t.batch_size);
+    let total_steps = steps_per_epoch * phase.epochs;
+    let warmup = steps_per_epoch * t.warmup_epochs;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut step = 0;
+    let mut logs = Vec::new();
+    let mut best: Option<(Score, Fitted<B>)> = None;
+    let mut since_best = 0;
+    for epoch in 1..=phase.epochs {
+        order.shuffle(rng);
+        let mut loss_sum = 0.0;
+        for chunk in order.chunks(t.batch_size) {
+            let examples: Vec<&Example> = chunk.iter().map(|&i| train[i]).collect();
+            let input = batch::<B>(&examples, phase.modalities, splits, device);
+            let labels: Vec<u8> = examples.iter().map(|e| e.label).collect();
+            let weights: Vec<f32> = examples
+                .iter()
+                .map(|e| class_w[e.label as usize] * e.weight)
+                .collect();
+            let (value, mut grads) = checkpoint::loss_and_grads(&model, &input, |logits| {
+                loss(logits, &labels, &weights, device)
+            });
+            if epoch <= phase.freeze_epochs {
+                let mut drop = DropGradients(&mut grads);
+                model.keypoints.visit(&mut drop);
+                model.image.visit(&mut drop);
+                model.text.visit(&mut drop);
+            }
+            loss_sum += value * examples.len() as f64;
+            let lr = schedule::learning_rate(phase.lr, step, warmup, total_steps);
+            model = optim.step(lr, model, grads);
+            step += 1;
+            observer.step_done();
+        }
+        let valid = model.valid();
+        let (probs, val_loss) = predict(
+            &valid,
+            val_set,
+            phase.modalities,
+            splits,
+            class_w,
+            t.batch_size,
+            device,
+        );
+        let log = EpochLog {
+            epoch,
+            train_loss: loss_sum / train.len().max(1) as f64,
+            val_loss,
+            val: metrics::evaluate(&val_labels, &probs, 0.5),
+        };
+        observer.epoch_done(&log, phase.epochs);
+        let score = selection_score(t.select_by, &log);
+        logs.push(log);
+        if best.as_ref().is_none_or(|(b, _)| score > *b) {
+            let fitted = Fitted {
+                epoch,
+                model: model.clone(),
+                valid,
+                val_probs: probs,
+                logs: Vec::new(),
+            };
+            best = Some((score, fitted));
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= t.patience {
+                break;
+            }
+        }
+    }
+    let (_, mut fitted) = best.expect("at least one epoch ran");
+    fitted.logs = logs;
+    fitted
+}
+
+/// The classifier of one branch alone (stage 1 of a staged schedule).
+fn branch_only(full: &ClassifierConfig, modality: Modality) -> ClassifierConfig {
+    ClassifierConfig {
+        keypoints: full
+            .keypoints
+            .clone()
+            .filter(|_| modality == Modality::Keypoints),
+        image: full.image.clone().filter(|_| modality == Modality::Image),
+        text: full.text.clone().filter(|_| modality == Modality::Text),
+        ..full.clone()
+    }
+}
+
+/// Training steps a run will take at most (for a progress bar).
+pub fn planned_steps(config: &RunConfig, splits: &Splits) -> u64 {
+    let t = &config.train;
+    let steps = |modalities: &[Modality]| {
+        let n = splits
+            .train
+            .iter()
+            .filter(|e| modalities.iter().any(|m| e.has(*m)))
+            .count();
+        n.div_ceil(t.batch_size) as u64
+    };
+    let all = steps(&splits.modalities) * t.epochs as u64;
+    if !is_staged(config, splits) {
+        return all;
+    }
+    let stage1: u64 = splits
+        .modalities
+        .iter()
+        .map(|m| steps(std::slice::from_ref(m)) * t.epochs as u64)
+        .sum();
+    stage1 + steps(&splits.modalities) * t.stage2.epochs as u64
+}
+
+fn is_staged(config: &RunConfig, splits: &Splits) -> bool {
+    config.train.schedule == Schedule::Staged && splits.modalities.len() > 1
+}
+
+/// Stage 2's starting point: the fused model with each branch taken from its stage-1 model
+/// (its trained weights, its own head kept but unused), and a fresh fusion head.
+fn fused_from_stage_one<B: AutodiffBackend>(
+    mut fused: Classifier<B>,
+    stage_one: Vec<Classifier<B>>,
+) -> Classifier<B> {
+    for alone in stage_one {
+        if alone.keypoints.is_some() {
+            fused.keypoints = alone.keypoints;
+        } else if alone.image.is_some() {
+            fused.image = alone.image;
+        } else if alone.text.is_some() {
+            fused.text = alone.text;
+        }
+    }
+    fused
 }
 
 /// Trains one run on `splits`. Deterministic on CPU for a given seed.
@@ -312,97 +490,62 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<TrainOutcome> {
     B::seed(device, seed);
     let t = &config.train;
-    let mut model: Classifier<B> = classifier_config(config, splits).init(device);
-    let params = model.num_params() as u64;
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(t.weight_decay as f32)
-        .init::<B, Classifier<B>>();
-    let class_w = class_weights(&splits.train, t.loss);
-    let steps_per_epoch = splits.train.len().div_ceil(t.batch_size);
-    let total_steps = steps_per_epoch * t.epochs;
-    let warmup = steps_per_epoch * t.warmup_epochs;
+    let full = classifier_config(config, splits);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let mut order: Vec<usize> = (0..splits.train.len()).collect();
-    let mut step = 0;
-    let mut logs = Vec::new();
-    let mut best: Option<Best<B::InnerBackend>> = None;
-    let mut since_best = 0;
-    // Without a validation split, the last epoch is the model evaluated.
-    let val_set = if splits.val.is_empty() {
-        &splits.train
-    } else {
-        &splits.val
+    let whole = Phase {
+        modalities: &splits.modalities,
+        epochs: t.epochs,
+        lr: t.lr,
+        freeze_epochs: 0,
     };
-    for epoch in 1..=t.epochs {
-        order.shuffle(&mut rng);
-        let mut loss_sum = 0.0;
-        for chunk in order.chunks(t.batch_size) {
-            let examples: Vec<&Example> = chunk.iter().map(|&i| &splits.train[i]).collect();
-            let input = batch::<B>(&examples, splits, device);
-            let labels: Vec<u8> = examples.iter().map(|e| e.label).collect();
-            let weights: Vec<f32> = examples
-                .iter()
-                .map(|e| class_w[e.label as usize] * e.weight)
-                .collect();
-            let (value, grads) = checkpoint::loss_and_grads(&model, &input, |logits| {
-                loss(logits, &labels, &weights, device)
-            });
-            loss_sum += value * examples.len() as f64;
-            let lr = schedule::learning_rate(t.lr, step, warmup, total_steps);
-            model = optim.step(lr, model, grads);
-            step += 1;
-            observer.step_done();
+    let fitted = if is_staged(config, splits) {
+        // Stage 1: each branch alone, with its own head, on the videos that have its input.
+        let mut stage_one = Vec::new();
+        for m in &splits.modalities {
+            let alone = branch_only(&full, *m).init::<B>(device);
+            let phase = Phase {
+                modalities: std::slice::from_ref(m),
+                ..whole
+            };
+            stage_one.push(fit(alone, &phase, splits, config, &mut rng, device, observer).model);
         }
-        let valid = model.valid();
-        let (probs, val_loss) = predict(&valid, val_set, splits, class_w, t.batch_size, device);
-        let labels: Vec<u8> = val_set.iter().map(|e| e.label).collect();
-        let log = EpochLog {
-            epoch,
-            train_loss: loss_sum / splits.train.len() as f64,
-            val_loss,
-            val: metrics::evaluate(&labels, &probs, 0.5),
+        // Stage 2: the fused model from those branches, fine-tuned.
+        let fused = fused_from_stage_one(full.init::<B>(device), stage_one);
+        let phase = Phase {
+            epochs: t.stage2.epochs,
+            lr: t.stage2.lr,
+            freeze_epochs: t.stage2.freeze_epochs,
+            ..whole
         };
-        observer.epoch_done(&log, t.epochs);
-        let score = selection_score(t.select_by, &log);
-        logs.push(log);
-        if best.as_ref().is_none_or(|b| score > b.score) {
-            best = Some(Best {
-                score,
-                epoch,
-                model: valid,
-                val_probs: probs,
-            });
-            since_best = 0;
-        } else {
-            since_best += 1;
-            if since_best >= t.patience {
-                break;
-            }
-        }
-    }
-    let Best {
-        epoch: best_epoch,
-        model: best_model,
-        val_probs,
-        ..
-    } = best.expect("at least one epoch ran");
+        fit(fused, &phase, splits, config, &mut rng, device, observer)
+    } else {
+        let model = full.init::<B>(device);
+        fit(model, &whole, splits, config, &mut rng, device, observer)
+    };
+    let params = fitted.model.num_params() as u64;
+    let gold: Vec<&Example> = splits.train.iter().collect();
+    let class_w = class_weights(&gold, t.loss);
+    let val_labels: Vec<u8> = if splits.val.is_empty() {
+        splits.train.iter().map(|e| e.label).collect()
+    } else {
+        splits.val.iter().map(|e| e.label).collect()
+    };
     let threshold = match t.threshold {
         ThresholdRule::Half => 0.5,
-        ThresholdRule::Validation => {
-            let labels: Vec<u8> = val_set.iter().map(|e| e.label).collect();
-            threshold::calibrate(&labels, &val_probs)
-        }
+        ThresholdRule::Validation => threshold::calibrate(&val_labels, &fitted.val_probs),
     };
+    let test: Vec<&Example> = splits.test.iter().collect();
     let (probs, _) = predict(
-        &best_model,
-        &splits.test,
+        &fitted.valid,
+        &test,
+        &splits.modalities,
         splits,
         class_w,
         t.batch_size,
         device,
     );
     let labels: Vec<u8> = splits.test.iter().map(|e| e.label).collect();
-    let test = metrics::evaluate(&labels, &probs, threshold);
+    let metrics = metrics::evaluate(&labels, &probs, threshold);
     let predictions = splits
         .test
         .iter()
@@ -410,10 +553,10 @@ pub fn train<B: AutodiffBackend>(
         .map(|(e, &p)| (e.video_id, p, e.label))
         .collect();
     Ok(TrainOutcome {
-        epochs: logs,
-        best_epoch,
+        epochs: fitted.logs,
+        best_epoch: fitted.epoch,
         threshold,
-        test,
+        test: metrics,
         predictions,
         params,
     })
@@ -445,6 +588,7 @@ mod tests {
                     subject_id: (i % 5) as i32,
                     label,
                     weight: 1.0,
+                    pseudo: false,
                     frames,
                     data,
                     image: None,
@@ -530,6 +674,120 @@ mod tests {
         }
     }
 
+    /// Videos with all three inputs, where only `carrier`'s input shows the label: keypoints
+    /// are noise (or the raised wrist when they carry it), image vectors are noise plus +/-1
+    /// on coordinate 0 when they carry it, the transcript likewise on coordinate 3.
+    fn three_modalities(n: usize, offset: usize, carrier: Modality) -> Vec<Example> {
+        use crate::dataset::vectors::{ImageFrames, TextVectors};
+        use crate::model::test_util::values;
+        let frames = 8;
+        (0..n)
+            .map(|i| {
+                let label = (i % 2) as u8;
+                let sign = if label == 1 { 1.0 } else { -1.0 };
+                let seed = (offset + i) as u64;
+                let mut e = if carrier == Modality::Keypoints {
+                    separable(n, frames, offset).swap_remove(i)
+                } else {
+                    Example {
+                        data: values(frames * POINTS * 3, seed),
+                        ..separable(n, frames, offset).swap_remove(i)
+                    }
+                };
+                let mut image = values(2 * 6, 1000 + seed);
+                if carrier == Modality::Image {
+                    image[0] = sign;
+                    image[6] = sign;
+                }
+                let mut text = values(5, 2000 + seed);
+                if carrier == Modality::Text {
+                    text[3] = sign;
+                }
+                e.image = Some(ImageFrames {
+                    vectors: image,
+                    dim: 6,
+                    index: (0..frames).map(|t| Some(u32::from(t >= 4))).collect(),
+                });
+                e.text = Some(TextVectors {
+                    vectors: text,
+                    dim: 5,
+                    segments: 1,
+                });
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_planted_signal_is_learned_through_the_branch_that_reads_it() {
+        let _guard = crate::model::test_util::rng_lock();
+        let mut c = config(BackboneName::Mlp);
+        c.train.epochs = 25;
+        for carrier in [Modality::Image, Modality::Text] {
+            let splits = |modalities: Vec<Modality>| Splits {
+                train: three_modalities(32, 0, carrier),
+                val: three_modalities(8, 100, carrier),
+                test: three_modalities(20, 200, carrier),
+                channels: 3,
+                modalities,
+                image_dim: 6,
+                text_dim: 5,
+                masked: 0,
+                missing: vec![],
+                pseudo_labelled: 0,
+            };
+            let accuracy = |modalities: Vec<Modality>| {
+                train::<B>(&splits(modalities), &c, 0, &Default::default(), &())
+                    .unwrap()
+                    .test
+                    .accuracy
+            };
+            let others: Vec<Modality> = Modality::ALL
+                .into_iter()
+                .filter(|m| *m != carrier)
+                .collect();
+            let alone = accuracy(vec![carrier]);
+            let fused = accuracy(Modality::ALL.to_vec());
+            let without = accuracy(others);
+            assert!(alone >= 0.9, "{carrier:?} alone: {alone}");
+            assert!(fused >= 0.9, "all three, {carrier:?} carrying: {fused}");
+            assert!(
+                without <= 0.75,
+                "the other branches learned {carrier:?}'s signal: {without}"
+            );
+        }
+    }
+
+    #[test]
+    fn stage_two_starts_from_the_stage_one_branches() {
+        use crate::model::test_util::small_classifier;
+        let _guard = crate::model::test_util::rng_lock();
+        let device = Default::default();
+        let full = small_classifier(Some(crate::model::Backbone::Mlp), true, true);
+        B::seed(&device, 1);
+        let stage_one: Vec<Classifier<B>> = Modality::ALL
+            .iter()
+            .map(|m| branch_only(&full, *m).init(&device))
+            .collect();
+        assert!(stage_one.iter().all(|c| c.fusion.is_none()));
+        let fresh = full.init::<B>(&device);
+        let fresh_image = fresh.image.as_ref().unwrap().project.weight.val();
+        let fused = fused_from_stage_one(fresh, stage_one.clone());
+        let values = |t: Tensor<B, 2>| t.into_data().to_vec::<f32>().unwrap();
+        let kp = |c: &Classifier<B>| values(c.keypoints.as_ref().unwrap().head.weight.val());
+        let image = |c: &Classifier<B>| values(c.image.as_ref().unwrap().project.weight.val());
+        let text = |c: &Classifier<B>| values(c.text.as_ref().unwrap().hidden.weight.val());
+        assert_eq!(kp(&fused), kp(&stage_one[0]));
+        assert_eq!(image(&fused), image(&stage_one[1]));
+        assert_eq!(text(&fused), text(&stage_one[2]));
+        assert_ne!(
+            image(&fused),
+            values(fresh_image),
+            "not the fresh initialisation"
+        );
+        assert!(fused.fusion.is_some(), "a fusion head to fine-tune");
+    }
+
     #[test]
     fn class_weights_balance_the_loss_mass_of_each_class() {
         // 10 gold Lose, 10 gold Win and 20 pseudo-labelled Win at weight 0.5: Win's loss mass
@@ -538,9 +796,14 @@ mod tests {
         let mut train = separable(20, 2, 0);
         for (i, e) in separable(40, 2, 100).into_iter().enumerate() {
             if i % 2 == 1 {
-                train.push(Example { weight: 0.5, ..e });
+                train.push(Example {
+                    weight: 0.5,
+                    pseudo: true,
+                    ..e
+                });
             }
         }
+        let train: Vec<&Example> = train.iter().collect();
         let [lose, win] = class_weights(&train, LossName::WeightedCe);
         assert_eq!((lose, win), (1.5, 0.75));
         // Each class then carries the same total weight.
