@@ -82,11 +82,11 @@ fn case(kind: &str, frames: usize) {
     };
     let classifier = ClassifierConfig {
         keypoints: Some(keypoints),
-        image: fused.then(|| ImageBranchConfig {
+        image: fused.then_some(ImageBranchConfig {
             input: VECTOR,
             sequence,
         }),
-        text: fused.then(|| TextBranchConfig {
+        text: fused.then_some(TextBranchConfig {
             input: VECTOR,
             dim: seq.dim,
             dropout: seq.dropout,

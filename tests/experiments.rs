@@ -511,8 +511,8 @@ fn a_test_video_without_keypoints_fails_the_run_unless_allowed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.contains("videos without keypoints")
-            && stderr.contains(&format!("1 test ({missing_id})"))
+        stderr.contains("videos lack inputs this run reads")
+            && stderr.contains(&format!("1 test without keypoints ({missing_id})"))
             && stderr.contains("data.allow_missing: true"),
         "{stderr}"
     );

@@ -220,17 +220,16 @@ struct Sources {
     transcript: Option<String>,
 }
 
-/// Reads one video's inputs.
-fn read_example(
-    store: &Store,
-    config: &RunConfig,
-    sources: &Sources,
-) -> Result<(
+/// One video's inputs: sampled positions, keypoints (empty when absent), image, text.
+type Inputs = (
     usize,
     Vec<f32>,
     Option<vectors::ImageFrames>,
     Option<vectors::TextVectors>,
-)> {
+);
+
+/// Reads one video's inputs.
+fn read_example(store: &Store, config: &RunConfig, sources: &Sources) -> Result<Inputs> {
     let kp = &config.model.keypoints;
     let seq = &config.model.sequence;
     let (mut frames, mut data, mut positions) = (0, Vec::new(), Vec::new());
@@ -521,6 +520,8 @@ pub fn load(store: &Store, snapshot: &Snapshot, config: &RunConfig) -> Result<Sp
         pseudo::rebalance(pseudo_examples, gold, config.train.pseudo_labels.rebalance);
     splits.pseudo_labelled = pseudo_examples.len();
     splits.train.extend(pseudo_examples);
+    // Video order, gold and pseudo-labelled together: the order the shuffles start from.
+    splits.train.sort_by_key(|e| e.video_id);
     if splits.train.is_empty() || splits.test.is_empty() {
         bail!(
             "protocol {} has {} training and {} test videos with the run's inputs in data \

@@ -92,8 +92,8 @@ pub fn plan(
     let mut views: BTreeMap<String, identity::DataView> = BTreeMap::new();
     for run in &experiment.runs {
         let key = format!("{:?}", identity::tables_read(&run.config));
-        if !views.contains_key(&key) {
-            views.insert(key, identity::data_view(store, &snapshot, &run.config)?);
+        if let std::collections::btree_map::Entry::Vacant(slot) = views.entry(key) {
+            slot.insert(identity::data_view(store, &snapshot, &run.config)?);
         }
     }
     let head = store.head()?;

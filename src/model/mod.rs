@@ -89,11 +89,11 @@ pub(crate) mod test_util {
         };
         crate::model::ClassifierConfig {
             keypoints: keypoints.map(|b| small_config(b, 5)),
-            image: image.then(|| crate::model::ImageBranchConfig {
+            image: image.then_some(crate::model::ImageBranchConfig {
                 input: IMAGE_DIM,
                 sequence,
             }),
-            text: text.then(|| crate::model::TextBranchConfig {
+            text: text.then_some(crate::model::TextBranchConfig {
                 input: TEXT_DIM,
                 dim: kp.dim,
                 dropout: kp.dropout,

@@ -95,11 +95,11 @@ pub fn classifier_config(config: &RunConfig, splits: &Splits) -> ClassifierConfi
     };
     ClassifierConfig {
         keypoints: has(Modality::Keypoints).then(|| model_config(config, splits.channels)),
-        image: has(Modality::Image).then(|| ImageBranchConfig {
+        image: has(Modality::Image).then_some(ImageBranchConfig {
             input: splits.image_dim,
             sequence,
         }),
-        text: has(Modality::Text).then(|| TextBranchConfig {
+        text: has(Modality::Text).then_some(TextBranchConfig {
             input: splits.text_dim,
             dim: seq.dim,
             dropout: seq.dropout,
