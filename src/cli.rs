@@ -104,7 +104,14 @@ pub enum Command {
         progress: run it again to resume. With --jobs N (or runtime.jobs in the file), N runs \
         train at once in worker processes, each on its share of the cores, with the same \
         numbers as one at a time.\n\n\
+        The shipped experiments: mlp_vs_gcn.yaml (keypoint backbones, pseudo-labels off / on), \
+        modalities.yaml (keypoints, image and text vectors alone, in pairs, all three), \
+        pseudo_labels.yaml (thresholds, weights, class rebalancing) and paper.yaml (the \
+        paper's fused, staged model). A grid may vary any setting, model.modalities included, \
+        and may be a list of grids.\n\n\
         Examples:\n  xp run experiments/mlp_vs_gcn.yaml\n  \
+        xp run experiments/paper.yaml\n  \
+        xp run experiments/modalities.yaml --set train.schedule=joint\n  \
         xp run experiments/mlp_vs_gcn.yaml --dry-run\n  \
         xp run experiments/mlp_vs_gcn.yaml --set train.epochs=3 --set 'seeds=[0]'\n  \
         xp run experiments/mlp_vs_gcn.yaml --jobs 1   # one run at a time, on every core"
