@@ -1,9 +1,12 @@
-//! Keypoint classifier (burn): OpenPose keypoint sequences of one interview -> win/lose logits.
+//! The classifier (burn): one interview's keypoints, image vectors and transcript vectors ->
+//! win/lose logits.
 //!
-//! Pipeline: a per-frame backbone ([`mlp`] or [`gcn`]) turns `[batch, frames, 137, channels]`
-//! into frame features `[batch, frames, dim]`; the [`sequence`] encoder pools them in time to at
-//! most `max_tokens` tokens, runs a transformer and mean-pools to `[batch, dim]`; the
-//! [`classifier`] head gives two logits (class 0 = lose, 1 = win).
+//! Keypoint branch: a per-frame backbone ([`mlp`] or [`gcn`]) turns `[batch, frames, 137,
+//! channels]` into frame features `[batch, frames, dim]`; the [`sequence`] encoder pools them in
+//! time to at most `max_tokens` tokens, runs a transformer and mean-pools to `[batch, dim]`; the
+//! [`classifier`] head gives two logits (class 0 = lose, 1 = win). The [`image`] branch does the
+//! same with projected image vectors, the [`text`] branch attention-pools transcript vectors;
+//! [`fusion`] holds the branches a run uses and classifies their concatenated vectors.
 //!
 //! Everything is generic over `B: Backend`, so the same code runs on the CPU (burn-flex) and on
 //! CUDA.
