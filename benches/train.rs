@@ -19,7 +19,6 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, Optimizer};
 use burn::tensor::{Distribution, Tensor};
 use xp::experiment::spec::{BackboneName, RunConfig};
-use xp::model::sequence::SequenceEncoderConfig;
 use xp::model::{
     Batch, Classifier, ClassifierConfig, ImageBatch, ImageBranchConfig, KeypointBatch, TextBatch,
     TextBranchConfig,
@@ -72,14 +71,7 @@ fn case(kind: &str, frames: usize) {
     let mut keypoints = xp::train::model_config(&cfg, channels);
     keypoints.frame_chunk = env_usize("XP_BENCH_CHUNK", keypoints.frame_chunk);
     let seq = &cfg.model.sequence;
-    let sequence = SequenceEncoderConfig {
-        dim: seq.dim,
-        layers: seq.layers,
-        heads: seq.heads,
-        max_tokens: seq.max_tokens,
-        max_frames: seq.max_frames,
-        dropout: seq.dropout,
-    };
+    let sequence = xp::train::sequence_config(&cfg);
     let classifier = ClassifierConfig {
         keypoints: Some(keypoints),
         image: fused.then_some(ImageBranchConfig {

@@ -13,26 +13,6 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A small demo store: 60 videos, short sequences.
-fn demo_store(dir: &Path) -> PathBuf {
-    let store = dir.join("store");
-    xp_ok(
-        &store,
-        &[
-            "demo",
-            "--out",
-            dir.join("demo").to_str().unwrap(),
-            "--videos",
-            "60",
-            "--frame-scale",
-            "0.01",
-            "--json-videos",
-            "1",
-        ],
-    );
-    store
-}
-
 fn tiny() -> String {
     fixture("tiny.yaml").to_string_lossy().into_owned()
 }

@@ -4,28 +4,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
-
-fn demo_store(dir: &Path) -> PathBuf {
-    let store = dir.join("store");
-    xp_ok(
-        &store,
-        &[
-            "demo",
-            "--out",
-            dir.join("demo").to_str().unwrap(),
-            "--videos",
-            "60",
-            "--frame-scale",
-            "0.01",
-            "--json-videos",
-            "1",
-        ],
-    );
-    store
-}
 
 fn experiment() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -81,18 +81,24 @@ pub fn model_config(config: &RunConfig, channels: usize) -> KeypointModelConfig 
     }
 }
 
-/// The classifier of a run: a branch per modality it reads.
-pub fn classifier_config(config: &RunConfig, splits: &Splits) -> ClassifierConfig {
+/// The sequence encoder of a run's image branch (the keypoint one's sizes, its own weights).
+pub fn sequence_config(config: &RunConfig) -> SequenceEncoderConfig {
     let seq = &config.model.sequence;
-    let has = |m| splits.modalities.contains(&m);
-    let sequence = SequenceEncoderConfig {
+    SequenceEncoderConfig {
         dim: seq.dim,
         layers: seq.layers,
         heads: seq.heads,
         max_tokens: seq.max_tokens,
         max_frames: seq.max_frames,
         dropout: seq.dropout,
-    };
+    }
+}
+
+/// The classifier of a run: a branch per modality it reads.
+pub fn classifier_config(config: &RunConfig, splits: &Splits) -> ClassifierConfig {
+    let seq = &config.model.sequence;
+    let has = |m| splits.modalities.contains(&m);
+    let sequence = sequence_config(config);
     ClassifierConfig {
         keypoints: has(Modality::Keypoints).then(|| model_config(config, splits.channels)),
         image: has(Modality::Image).then_some(ImageBranchConfig {

@@ -185,3 +185,23 @@ pub fn run_python(script: &str, args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// A small demo store: 60 videos, short sequences.
+pub fn demo_store(dir: &Path) -> PathBuf {
+    let store = dir.join("store");
+    xp_ok(
+        &store,
+        &[
+            "demo",
+            "--out",
+            dir.join("demo").to_str().unwrap(),
+            "--videos",
+            "60",
+            "--frame-scale",
+            "0.01",
+            "--json-videos",
+            "1",
+        ],
+    );
+    store
+}
