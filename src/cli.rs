@@ -138,6 +138,23 @@ pub enum Command {
         /// Run id or prefix.
         b: String,
     },
+    /// Write a run's trained weights (safetensors) and resolved config (JSON) to a folder.
+    #[command(
+        long_about = "Write a run's trained weights and resolved config to a folder, so the \
+        model can leave xp.\n\n\
+        DIR/model.safetensors holds the parameters of the run's best validation epoch (the \
+        model its test metrics come from), float32, each named by its path in the model \
+        (e.g. keypoints.head.weight); its metadata names the run and the weights' blake3. \
+        DIR/config.json holds the resolved config the run id hashes, the stage-1 runs a \
+        staged run started from, and the test metrics. Existing files are never overwritten.",
+        after_help = "Examples:\n  xp runs --experiment paper\n  xp export 3f2a9c model-dir"
+    )]
+    Export {
+        /// A run id or a unique prefix of one (see `xp runs`).
+        run: String,
+        /// The folder to write (created if missing).
+        dir: std::path::PathBuf,
+    },
     /// The leaderboard of an experiment: mean and spread over seeds per configuration.
     #[command(
         long_about = "One row per configuration: mean ± standard deviation over seeds of \

@@ -31,6 +31,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("runs", include_str!("../schemas/runs.yaml")),
     ("metrics", include_str!("../schemas/metrics.yaml")),
     ("predictions", include_str!("../schemas/predictions.yaml")),
+    ("weights", include_str!("../schemas/weights.yaml")),
 ];
 
 /// How a table's rows are split into Parquet parts.
@@ -98,6 +99,7 @@ pub fn parse_type(text: &str) -> Result<DataType> {
         "Utf8" => DataType::Utf8,
         "Binary" => DataType::Binary,
         "List(Float32)" => DataType::List(Arc::new(Field::new("item", DataType::Float32, false))),
+        "List(Int64)" => DataType::List(Arc::new(Field::new("item", DataType::Int64, false))),
         _ => {
             let Some(inner) = text
                 .strip_prefix("FixedSizeList(")

@@ -72,6 +72,7 @@ const TABLES: &[&str] = &[
     "text_embeddings",
     "transcripts",
     "videos",
+    "weights",
 ];
 
 #[test]

@@ -64,14 +64,33 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
     };
     if args.dry_run {
         let (snapshot_id, plans) = runner::plan(&store, &experiment, policy, args.device)?;
+        let stage_ones = plans
+            .iter()
+            .filter(|p| p.role == runner::Role::StageOne)
+            .count();
         println!(
-            "experiment {} ({} runs) on snapshot {}",
+            "experiment {} ({} runs{}) on snapshot {}",
             experiment.name,
-            plans.len(),
+            plans.len() - stage_ones,
+            if stage_ones > 0 {
+                format!(
+                    ", after {stage_ones} stage-1 runs that its staged runs start from (stored \
+                     as experiment {}{})",
+                    experiment.name,
+                    runner::STAGE_ONE_SUFFIX
+                )
+            } else {
+                String::new()
+            },
             short(&snapshot_id)
         );
         let mut t = new_table();
-        t.set_header(["run", "variant", "seed", "data", "status"]);
+        let mut header = vec!["run", "variant", "seed", "data"];
+        if stage_ones > 0 {
+            header.push("starts from");
+        }
+        header.push("status");
+        t.set_header(header);
         for p in &plans {
             let status = match &p.status {
                 PlanStatus::Done => "done".to_string(),
@@ -81,13 +100,18 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
                 PlanStatus::Todo => "to run".to_string(),
                 PlanStatus::Skipped(why) => format!("skipped: {why}"),
             };
-            t.add_row([
+            let mut row = vec![
                 short(&p.id).to_string(),
                 p.run.variant.clone(),
                 p.run.seed.to_string(),
                 short(&p.data.id).to_string(),
-                status,
-            ]);
+            ];
+            if stage_ones > 0 {
+                let from: Vec<&str> = p.stage_one.values().map(|id| short(id)).collect();
+                row.push(from.join(" "));
+            }
+            row.push(status);
+            t.add_row(row);
         }
         println!("{t}");
         return Ok(0);
@@ -113,7 +137,15 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
             .iter()
             .filter(|p| p.status == PlanStatus::Todo)
             .collect();
-        let trained = super::workers::train_in_workers(root, &args, jobs, &todo, progress)?;
+        // Stage-1 runs first: a staged run's worker starts from their stored weights.
+        let (first, then): (Vec<&runner::RunPlan>, Vec<&runner::RunPlan>) =
+            todo.iter().partition(|p| p.role == runner::Role::StageOne);
+        let mut trained = 0;
+        for wave in [first, then] {
+            if !wave.is_empty() {
+                trained += super::workers::train_in_workers(root, &args, jobs, &wave, progress)?;
+            }
+        }
         super::workers::summary(&plans, trained)
     } else {
         runner::run_experiment(&store, &experiment, &options)?
@@ -166,7 +198,7 @@ fn planned_ids(plans: &[runner::RunPlan]) -> BTreeSet<String> {
         .collect()
 }
 
-fn resolve_run<'a>(runs: &'a [RunRow], prefix: &str) -> Result<&'a RunRow> {
+pub(super) fn resolve_run<'a>(runs: &'a [RunRow], prefix: &str) -> Result<&'a RunRow> {
     let matches: Vec<&RunRow> = runs
         .iter()
         .filter(|r| r.run_id.starts_with(prefix))

@@ -1,6 +1,7 @@
 //! One function per command: parse nothing, decide nothing about exit codes; print results.
 
 mod experiment;
+mod export;
 mod workers;
 
 use std::fs::File;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         } => experiment::runs(root, e.as_deref(), variant.as_deref()),
         Command::Show { run } => experiment::show(root, &run),
         Command::Diff { a, b } => experiment::diff(root, &a, &b),
+        Command::Export { run, dir } => export::export(root, &run, &dir),
         Command::Leaderboard(args) => experiment::leaderboard_cmd(root, args, progress),
     }
 }

@@ -1,8 +1,12 @@
 //! Run identity: what makes two runs the same computation.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Result, bail};
 
-use super::spec::{Modality, RunConfig, Speakers};
+use super::spec::{
+    MissingModality, Modality, ModelConfig, RunConfig, Schedule, Speakers, StageTwoConfig,
+};
 use crate::store::{Snapshot, Store};
 
 /// The xp version, stored with every run for people to read.
@@ -137,11 +141,21 @@ pub struct ResolvedRun {
     pub seed: u64,
     pub device: String,
     pub config: RunConfig,
+    /// A staged run's stage-1 runs, by modality: stage 2 starts from their stored weights, so
+    /// their ids are part of what the run computed from (absent for other runs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_one: BTreeMap<Modality, String>,
 }
 
 /// The canonical text of a run's settings as it is hashed and stored: the data snapshot is
 /// the resolved id, never `current`.
-pub fn canonical_config(config: &RunConfig, seed: u64, device: &str, data_id: &str) -> String {
+pub fn canonical_config(
+    config: &RunConfig,
+    seed: u64,
+    device: &str,
+    data_id: &str,
+    stage_one: &BTreeMap<Modality, String>,
+) -> String {
     let mut config = config.clone();
     config.data.snapshot = data_id.to_string();
     let device = device.to_string();
@@ -149,8 +163,37 @@ pub fn canonical_config(config: &RunConfig, seed: u64, device: &str, data_id: &s
         seed,
         device,
         config,
+        stage_one: stage_one.clone(),
     })
     .expect("configs serialise")
+}
+
+/// The run that trains `modality`'s branch alone as stage 1 of the staged run `config`: that
+/// branch's settings, the run's data, training and seed, one modality, a joint schedule.
+/// Settings no part of that branch reads are reset to their defaults, so staged variants that
+/// differ only in another branch, in stage 2 or in masking share this run (same id, trained
+/// once). It trains on the videos that have its input: under `missing_modality: mask` the
+/// others are left out (`allow_missing`).
+pub fn stage_one_config(config: &RunConfig, modality: Modality) -> RunConfig {
+    let mut c = config.clone();
+    let defaults = ModelConfig::default();
+    c.model.modalities = vec![modality];
+    if modality != Modality::Keypoints {
+        c.model.keypoints = defaults.keypoints;
+    }
+    if modality != Modality::Image {
+        c.model.image = defaults.image;
+    }
+    if modality != Modality::Text {
+        c.model.text = defaults.text;
+    }
+    if c.data.missing_modality == MissingModality::Mask {
+        c.data.allow_missing = true;
+    }
+    c.data.missing_modality = MissingModality::Error;
+    c.train.schedule = Schedule::Joint;
+    c.train.stage2 = StageTwoConfig::default();
+    c
 }
 
 /// blake3 of (canonical config, data snapshot, code fingerprint).
@@ -177,22 +220,82 @@ mod tests {
         let mut b = a.clone();
         b.data.snapshot = "@3".into();
         let id = |c: &RunConfig, seed: u64, data: &str| {
-            run_id(&canonical_config(c, seed, "cpu", data), data, "code1")
+            run_id(
+                &canonical_config(c, seed, "cpu", data, &BTreeMap::new()),
+                data,
+                "code1",
+            )
         };
         // The device changes floating-point results, so it changes the id.
         assert_ne!(
-            run_id(&canonical_config(&a, 0, "cpu", "d1"), "d1", "code1"),
-            run_id(&canonical_config(&a, 0, "cuda", "d1"), "d1", "code1")
+            run_id(
+                &canonical_config(&a, 0, "cpu", "d1", &BTreeMap::new()),
+                "d1",
+                "code1"
+            ),
+            run_id(
+                &canonical_config(&a, 0, "cuda", "d1", &BTreeMap::new()),
+                "d1",
+                "code1"
+            )
         );
         // So does the code.
         assert_ne!(
-            run_id(&canonical_config(&a, 0, "cpu", "d1"), "d1", "code1"),
-            run_id(&canonical_config(&a, 0, "cpu", "d1"), "d1", "code2")
+            run_id(
+                &canonical_config(&a, 0, "cpu", "d1", &BTreeMap::new()),
+                "d1",
+                "code1"
+            ),
+            run_id(
+                &canonical_config(&a, 0, "cpu", "d1", &BTreeMap::new()),
+                "d1",
+                "code2"
+            )
         );
         assert_eq!(id(&a, 0, "d1"), id(&b, 0, "d1"));
         assert_ne!(id(&a, 0, "d1"), id(&a, 0, "d2"));
         assert_ne!(id(&a, 0, "d1"), id(&a, 1, "d1"));
         b.train.epochs += 1;
         assert_ne!(id(&a, 0, "d1"), id(&b, 0, "d1"));
+        // A staged run's id covers its stage-1 runs.
+        let staged = |ids: &[&str]| {
+            let map = Modality::ALL
+                .into_iter()
+                .zip(ids)
+                .map(|(m, id)| (m, id.to_string()))
+                .collect();
+            run_id(&canonical_config(&a, 0, "cpu", "d1", &map), "d1", "code1")
+        };
+        assert_ne!(staged(&["s1", "s2"]), staged(&["s1", "s3"]));
+        assert_ne!(staged(&["s1", "s2"]), id(&a, 0, "d1"));
+    }
+
+    #[test]
+    fn a_stage_one_run_keeps_what_its_branch_reads_and_drops_the_rest() {
+        let mut a = RunConfig {
+            data: Default::default(),
+            model: Default::default(),
+            train: Default::default(),
+        };
+        a.model.modalities = Modality::ALL.to_vec();
+        a.train.schedule = Schedule::Staged;
+        // Variants that differ in another branch or in stage 2 share a stage 1 ...
+        let mut b = a.clone();
+        b.model.text.embedding = "other-bert".into();
+        b.model.modalities = vec![Modality::Keypoints, Modality::Text];
+        b.train.stage2.lr *= 2.0;
+        b.data.missing_modality = MissingModality::Mask;
+        b.data.allow_missing = true;
+        a.data.allow_missing = true;
+        let one = |c: &RunConfig, m| serde_json::to_string(&stage_one_config(c, m)).unwrap();
+        assert_eq!(one(&a, Modality::Keypoints), one(&b, Modality::Keypoints));
+        let kp = stage_one_config(&a, Modality::Keypoints);
+        assert_eq!(kp.model.modalities, vec![Modality::Keypoints]);
+        assert_eq!(kp.train.schedule, Schedule::Joint);
+        // ... but not when the branch's own settings differ.
+        assert_ne!(one(&a, Modality::Text), one(&b, Modality::Text));
+        let mut c = a.clone();
+        c.train.lr *= 2.0;
+        assert_ne!(one(&a, Modality::Keypoints), one(&c, Modality::Keypoints));
     }
 }

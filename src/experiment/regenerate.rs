@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use super::identity;
 use super::identity::ResolvedRun;
 use super::results::{self, MetricRow, RunRow};
-use super::runner::{self, Device, PlanStatus, RunPlan};
+use super::runner::{self, Device, PlanStatus, Role, RunPlan};
 use super::spec::PlannedRun;
 use crate::dataset;
 use crate::store::{Snapshot, Store, fsutil, manifest};
@@ -87,6 +87,8 @@ pub fn regenerate(
         let dir = tempfile_dir()?;
         let scratch = scratch_store(store, &data.snapshot, dir.path())?;
         let splits = dataset::load(&scratch, &data.snapshot, &config)?;
+        // Stage 2 starts from the stored stage-1 weights, as it did.
+        let stage_one = runner::stage_one_weights(store, &resolved.stage_one)?;
         let plan = RunPlan {
             run: PlannedRun {
                 variant: run.variant.clone(),
@@ -97,13 +99,34 @@ pub fn regenerate(
             canonical: run.config.clone(),
             status: PlanStatus::Todo,
             data,
+            role: if run.experiment.ends_with(runner::STAGE_ONE_SUFFIX) {
+                Role::StageOne
+            } else {
+                Role::Grid
+            },
+            stage_one: resolved.stage_one.clone(),
         };
         let device = if resolved.device == "cuda" {
             Device::Cuda
         } else {
             Device::Cpu
         };
-        let outcome = runner::train_one(&splits, &plan, device, &())?;
+        let outcome = runner::train_one(&splits, &plan, &stage_one, device, &())?;
+        if let Some(stored) = results::read_weights(store, &head.snapshot, &run.run_id)? {
+            let (stored, fresh) = (stored.hash(), outcome.weights.hash());
+            if stored != fresh {
+                differences.push(Difference {
+                    run_id: run.run_id.clone(),
+                    what: format!(
+                        "weights hash ({} stored, {} regenerated)",
+                        &stored[..12],
+                        &fresh[..12]
+                    ),
+                    stored: f64::NAN,
+                    regenerated: f64::NAN,
+                });
+            }
+        }
         let fresh = results::metric_rows(&outcome);
         let old: &[MetricRow] = stored_metrics
             .get(&run.run_id)

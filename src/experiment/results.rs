@@ -3,13 +3,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use arrow::array::{
-    Array, ArrayRef, AsArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
-    StringArray,
+    Array, ArrayRef, AsArray, Float32Array, Float64Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StringArray,
 };
-use arrow::datatypes::{Float32Type, Float64Type, Int32Type, Int64Type};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, Int32Type, Int64Type};
 
+use crate::model::Weights;
+use crate::model::weights::NamedTensor;
 use crate::store::{Snapshot, Store};
 use crate::train::TrainOutcome;
 
@@ -87,8 +90,8 @@ pub fn metric_rows(outcome: &TrainOutcome) -> Vec<MetricRow> {
     rows
 }
 
-/// The three result batches (runs, metrics, predictions) of one run.
-pub fn batches(record: &RunRecord) -> Result<[RecordBatch; 3]> {
+/// The result batches (runs, metrics, predictions, weights) of one run.
+pub fn batches(record: &RunRecord) -> Result<[RecordBatch; 4]> {
     let r = &record.row;
     let runs = RecordBatch::try_new(
         crate::schema::table("runs").schema.clone(),
@@ -137,7 +140,85 @@ pub fn batches(record: &RunRecord) -> Result<[RecordBatch; 3]> {
             strings(p.iter().map(|x| word(x.2 == 1))),
         ],
     )?;
-    Ok([runs, metrics, predictions])
+    let weights = weights_batch(&r.run_id, &record.outcome.weights)?;
+    Ok([runs, metrics, predictions, weights])
+}
+
+/// The `weights` rows of one run: a row per tensor.
+fn weights_batch(run_id: &str, weights: &Weights) -> Result<RecordBatch> {
+    let t = &weights.tensors;
+    let list = |item: DataType, lengths: Vec<usize>, values: ArrayRef| -> ArrayRef {
+        Arc::new(ListArray::new(
+            Arc::new(Field::new("item", item, false)),
+            OffsetBuffer::from_lengths(lengths),
+            values,
+            None,
+        ))
+    };
+    let shapes: Vec<i64> = t
+        .iter()
+        .flat_map(|x| x.shape.iter().map(|&d| d as i64))
+        .collect();
+    let values: Vec<f32> = t.iter().flat_map(|x| x.values.iter().copied()).collect();
+    let hash = weights.hash();
+    Ok(RecordBatch::try_new(
+        crate::schema::table("weights").schema.clone(),
+        vec![
+            strings(t.iter().map(|_| run_id)),
+            strings(t.iter().map(|x| x.name.as_str())),
+            list(
+                DataType::Int64,
+                t.iter().map(|x| x.shape.len()).collect(),
+                Arc::new(Int64Array::from(shapes)),
+            ),
+            list(
+                DataType::Float32,
+                t.iter().map(|x| x.values.len()).collect(),
+                Arc::new(Float32Array::from(values)),
+            ),
+            strings(t.iter().map(|_| hash.as_str())),
+        ],
+    )?)
+}
+
+/// A run's stored weights (its part of `weights`, in the order they were written), checked
+/// against the hash stored with them. None when the run has none stored.
+pub fn read_weights(store: &Store, snapshot: &Snapshot, run_id: &str) -> Result<Option<Weights>> {
+    let batches = store.read_keyed_part(snapshot, "weights", &format!("run={run_id}"))?;
+    let mut weights = Weights::default();
+    let mut stored_hash = None;
+    for b in &batches {
+        let shapes = b.column_by_name("shape").unwrap().as_list::<i32>();
+        let values = b.column_by_name("values").unwrap().as_list::<i32>();
+        for i in 0..b.num_rows() {
+            let shape = shapes.value(i);
+            let vals = values.value(i);
+            weights.tensors.push(NamedTensor {
+                name: col_str(b, "tensor", i),
+                shape: shape
+                    .as_primitive::<Int64Type>()
+                    .values()
+                    .iter()
+                    .map(|&d| d as usize)
+                    .collect(),
+                values: vals.as_primitive::<Float32Type>().values().to_vec(),
+            });
+            stored_hash.get_or_insert_with(|| col_str(b, "weights_hash", i));
+        }
+    }
+    let Some(stored_hash) = stored_hash else {
+        return Ok(None);
+    };
+    let hash = weights.hash();
+    if hash != stored_hash {
+        bail!(
+            "the stored weights of run {run_id} do not match their hash ({} stored, {} read): \
+             the part is damaged (`xp verify` checks every part)",
+            &stored_hash[..12.min(stored_hash.len())],
+            &hash[..12]
+        );
+    }
+    Ok(Some(weights))
 }
 
 fn col_str(b: &RecordBatch, name: &str, i: usize) -> String {

@@ -4,16 +4,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 
 use super::identity::{self, canonical_config, run_id};
 use super::results::{self, RunRecord, RunRow};
-use super::spec::{self, Experiment, PlannedRun};
+use super::spec::{self, Experiment, Modality, PlannedRun};
 use crate::dataset::{self, Splits};
 use crate::progress::Progress;
 use crate::store::{Store, TableChange, Transaction};
-use crate::train::{self, EpochLog, TrainObserver};
+use crate::train::{self, EpochLog, StageOne, TrainObserver};
 
 /// Where training runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +50,40 @@ pub struct RunPlan {
     pub status: PlanStatus,
     /// The data this run reads (its id is part of the run's id).
     pub data: identity::DataView,
+    pub role: Role,
+    /// A staged run's stage-1 runs by modality (the ids whose weights it starts from).
+    pub stage_one: BTreeMap<Modality, String>,
+}
+
+/// What a planned run is to its experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// One branch trained alone, for the stage 2 of one or more staged runs; stored under the
+    /// experiment's name plus [`STAGE_ONE_SUFFIX`], so it never enters the experiment's board.
+    StageOne,
+    /// A run of the experiment's grid.
+    Grid,
+}
+
+/// Stage-1 runs are stored as runs of the experiment `<name>/stage1`.
+pub const STAGE_ONE_SUFFIX: &str = "/stage1";
+
+impl RunPlan {
+    /// The stored run that stands for this plan: another code's run when that one is reused.
+    pub fn effective_id(&self) -> &str {
+        match &self.status {
+            PlanStatus::DoneByOtherCode(other) => other,
+            _ => &self.id,
+        }
+    }
+
+    /// The experiment name the run is stored under.
+    pub fn experiment_name(&self, experiment: &str) -> String {
+        match self.role {
+            Role::StageOne => format!("{experiment}{STAGE_ONE_SUFFIX}"),
+            Role::Grid => experiment.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +104,39 @@ pub struct PlanPolicy {
     pub reuse_other_code: bool,
 }
 
+/// The name of a stage-1 run: its branch, plus the grid values of the staged variant that
+/// reach that branch (a name for people; the id is what identifies it).
+fn stage_one_variant(variant: &str, modality: Modality) -> String {
+    let other_branch = |key: &str| {
+        let kp = [
+            "keypoints",
+            "backbone",
+            "streams",
+            "offsets",
+            "gcn",
+            "mlp_hidden",
+        ];
+        (modality != Modality::Keypoints && kp.iter().any(|k| key.contains(k)))
+            || (modality != Modality::Image && key.contains("image"))
+            || (modality != Modality::Text && key.contains("text"))
+    };
+    let mut name = format!("stage1={}", modality.name());
+    for pair in variant.split(',').filter(|p| !p.is_empty()) {
+        let key = pair.split('=').next().unwrap_or_default();
+        let stage_two = ["modalities", "stage2", "schedule", "missing_modality"]
+            .iter()
+            .any(|k| key.contains(k));
+        if !stage_two && !other_branch(key) {
+            name.push(',');
+            name.push_str(pair);
+        }
+    }
+    name
+}
+
 /// Resolves an experiment against the store: ids and what is already done. Returns the
-/// resolved snapshot's id and the runs.
+/// resolved snapshot's id and the runs: first the stage-1 runs that its staged runs start from
+/// (each once, however many variants share it), then the grid's runs.
 pub fn plan(
     store: &Store,
     experiment: &Experiment,
@@ -88,14 +153,6 @@ pub fn plan(
     }
     let snapshot_id = store.resolve_snapshot(snapshot_text)?;
     let snapshot = store.read_snapshot(&snapshot_id)?;
-    // Runs that read the same tables share their data view.
-    let mut views: BTreeMap<String, identity::DataView> = BTreeMap::new();
-    for run in &experiment.runs {
-        let key = format!("{:?}", identity::tables_read(&run.config));
-        if let std::collections::btree_map::Entry::Vacant(slot) = views.entry(key) {
-            slot.insert(identity::data_view(store, &snapshot, &run.config)?);
-        }
-    }
     let head = store.head()?;
     let stored = results::read_runs(store, &head.snapshot)?;
     let done: BTreeSet<&str> = stored.iter().map(|r| r.run_id.as_str()).collect();
@@ -111,40 +168,76 @@ pub fn plan(
         .collect();
     let code = identity::code_fingerprint();
     let has_pseudo = snapshot.tables.contains_key("pseudo_labels");
-    let plans = experiment
-        .runs
-        .iter()
-        .map(|run| {
-            let data = views[&format!("{:?}", identity::tables_read(&run.config))].clone();
-            let data_id = data.id.as_str();
-            let canonical = canonical_config(&run.config, run.seed, device.name(), data_id);
-            let id = run_id(&canonical, data_id, &code);
-            let other = by_settings.get(&(canonical.as_str(), data_id));
-            let status = if run.config.train.pseudo_labels.use_ && !has_pseudo {
-                PlanStatus::Skipped(
-                    "the store holds no pseudo-labels (table `pseudo_labels`); ingest some to run \
-                     this variant"
-                        .into(),
-                )
-            } else if policy.force {
-                PlanStatus::Todo
-            } else if done.contains(id.as_str()) {
-                PlanStatus::Done
-            } else if let (true, Some(other)) = (policy.reuse_other_code, other) {
-                PlanStatus::DoneByOtherCode(other.to_string())
-            } else {
-                PlanStatus::Todo
-            };
-            RunPlan {
-                run: run.clone(),
-                id,
-                canonical,
-                status,
-                data,
-            }
+    // Runs that read the same tables share their data view.
+    let mut views: BTreeMap<String, identity::DataView> = BTreeMap::new();
+    let mut resolve = |run: PlannedRun,
+                       role: Role,
+                       stage_one: BTreeMap<Modality, String>,
+                       blocked: Option<String>|
+     -> Result<RunPlan> {
+        let key = format!("{:?}", identity::tables_read(&run.config));
+        if !views.contains_key(&key) {
+            let view = identity::data_view(store, &snapshot, &run.config)?;
+            views.insert(key.clone(), view);
+        }
+        let data = views[&key].clone();
+        let data_id = data.id.as_str();
+        let canonical = canonical_config(&run.config, run.seed, device.name(), data_id, &stage_one);
+        let id = run_id(&canonical, data_id, &code);
+        let other = by_settings.get(&(canonical.as_str(), data_id));
+        let status = if run.config.train.pseudo_labels.use_ && !has_pseudo {
+            PlanStatus::Skipped(
+                "the store holds no pseudo-labels (table `pseudo_labels`); ingest some to run \
+                 this variant"
+                    .into(),
+            )
+        } else if let Some(why) = blocked {
+            PlanStatus::Skipped(why)
+        } else if policy.force {
+            PlanStatus::Todo
+        } else if done.contains(id.as_str()) {
+            PlanStatus::Done
+        } else if let (true, Some(other)) = (policy.reuse_other_code, other) {
+            PlanStatus::DoneByOtherCode(other.to_string())
+        } else {
+            PlanStatus::Todo
+        };
+        Ok(RunPlan {
+            run,
+            id,
+            canonical,
+            status,
+            data,
+            role,
+            stage_one,
         })
-        .collect();
-    Ok((snapshot_id, plans))
+    };
+    let mut stage_plans: Vec<RunPlan> = Vec::new();
+    let mut grid_plans = Vec::new();
+    for run in &experiment.runs {
+        let mut stage_one = BTreeMap::new();
+        let mut blocked = None;
+        if train::is_staged(&run.config) {
+            for &m in &run.config.model.modalities {
+                let first = PlannedRun {
+                    variant: stage_one_variant(&run.variant, m),
+                    seed: run.seed,
+                    config: identity::stage_one_config(&run.config, m),
+                };
+                let p = resolve(first, Role::StageOne, BTreeMap::new(), None)?;
+                stage_one.insert(m, p.effective_id().to_string());
+                if let PlanStatus::Skipped(why) = &p.status {
+                    blocked = Some(format!("its stage 1 ({}) is skipped: {why}", m.name()));
+                }
+                if !stage_plans.iter().any(|q| q.id == p.id) {
+                    stage_plans.push(p);
+                }
+            }
+        }
+        grid_plans.push(resolve(run.clone(), Role::Grid, stage_one, blocked)?);
+    }
+    stage_plans.extend(grid_plans);
+    Ok((snapshot_id, stage_plans))
 }
 
 /// Shows progress of one run on a bar.
@@ -169,23 +262,49 @@ impl TrainObserver for BarObserver<'_> {
 pub fn train_one(
     splits: &Splits,
     plan: &RunPlan,
+    stage_one: &StageOne,
     device: Device,
     observer: &dyn TrainObserver,
 ) -> Result<train::TrainOutcome> {
+    let (config, seed) = (&plan.run.config, plan.run.seed);
     match device {
         Device::Cpu => {
             type B = burn::backend::Autodiff<train::CpuBackend>;
             let dev = Default::default();
-            train::train::<B>(splits, &plan.run.config, plan.run.seed, &dev, observer)
+            train::train::<B>(splits, config, seed, stage_one, &dev, observer)
         }
-        Device::Cuda => train_cuda(splits, plan, observer),
+        Device::Cuda => train_cuda(splits, plan, stage_one, observer),
     }
+}
+
+/// The stored weights of a staged run's stage-1 runs (read from the current state: a stage-1
+/// run trained earlier in the same `xp run` is committed by then).
+pub fn stage_one_weights(
+    store: &Store,
+    stage_one: &BTreeMap<Modality, String>,
+) -> Result<StageOne> {
+    let head = store.head()?;
+    let mut out = StageOne::new();
+    for (m, id) in stage_one {
+        let Some(weights) = results::read_weights(store, &head.snapshot, id)? else {
+            bail!(
+                "stage 1 of the {} branch (run {}) has no stored weights: it is not trained yet, \
+                 or was made by an xp that kept no weights (run the experiment without \
+                 --reuse-other-code to train it)",
+                m.name(),
+                &id[..12.min(id.len())]
+            );
+        };
+        out.insert(*m, weights);
+    }
+    Ok(out)
 }
 
 #[cfg(feature = "cuda")]
 fn train_cuda(
     splits: &Splits,
     plan: &RunPlan,
+    stage_one: &StageOne,
     observer: &dyn TrainObserver,
 ) -> Result<train::TrainOutcome> {
     type B = burn::backend::Autodiff<burn::backend::Cuda>;
@@ -203,7 +322,14 @@ fn train_cuda(
     }));
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let dev = burn::backend::cuda::CudaDevice::default();
-        train::train::<B>(splits, &plan.run.config, plan.run.seed, &dev, observer)
+        train::train::<B>(
+            splits,
+            &plan.run.config,
+            plan.run.seed,
+            stage_one,
+            &dev,
+            observer,
+        )
     }));
     std::panic::set_hook(previous);
     match attempt {
@@ -233,7 +359,12 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 #[cfg(not(feature = "cuda"))]
-fn train_cuda(_: &Splits, _: &RunPlan, _: &dyn TrainObserver) -> Result<train::TrainOutcome> {
+fn train_cuda(
+    _: &Splits,
+    _: &RunPlan,
+    _: &StageOne,
+    _: &dyn TrainObserver,
+) -> Result<train::TrainOutcome> {
     bail!("this xp was built without CUDA: rebuild with `cargo build --release --features cuda`")
 }
 
@@ -290,13 +421,29 @@ pub fn run_experiment(
 ) -> Result<RunSummary> {
     let (_, plans) = plan(store, experiment, options.policy, options.device)?;
     let mut summary = RunSummary::of_plans(&plans);
-    let todo: Vec<&RunPlan> = plans
+    let mut todo: Vec<&RunPlan> = plans
         .iter()
         .filter(|p| p.status == PlanStatus::Todo)
         .filter(|p| options.only.as_ref().is_none_or(|id| &p.id == id))
         .collect();
+    // Stage-1 runs first (stage 2 starts from them), grouped by the data they load.
+    todo.sort_by_cached_key(|p| match p.role {
+        Role::StageOne => (p.role, dataset_key(p)),
+        Role::Grid => (p.role, String::new()),
+    });
     if todo.is_empty() {
         return Ok(summary);
+    }
+    // A staged run's data is checked before its stage 1 trains: a run that cannot train (a
+    // video lacks an input) must fail before it leaves stage-1 runs behind.
+    let mut checked = BTreeSet::new();
+    for plan in todo
+        .iter()
+        .filter(|p| p.role == Role::Grid && train::is_staged(&p.run.config))
+    {
+        if checked.insert(dataset_key(plan)) {
+            dataset::load(store, &plan.data.snapshot, &plan.run.config)?;
+        }
     }
     let mut datasets: BTreeMap<String, Splits> = BTreeMap::new();
     let group = options.progress.group();
@@ -305,7 +452,18 @@ pub fn run_experiment(
         let key = dataset_key(plan);
         if !datasets.contains_key(&key) {
             datasets.clear(); // keep one dataset in memory at a time
-            let splits = dataset::load(store, &plan.data.snapshot, &plan.run.config)?;
+            let splits =
+                dataset::load(store, &plan.data.snapshot, &plan.run.config).with_context(|| {
+                    match plan.role {
+                        Role::StageOne => format!(
+                            "stage 1 of the {} branch ({}), which trains on the videos that have \
+                         its input",
+                            plan.run.config.model.modalities[0].name(),
+                            plan.run.variant
+                        ),
+                        Role::Grid => format!("run {}", plan.run.variant),
+                    }
+                })?;
             datasets.insert(key.clone(), splits);
         }
         let splits = &datasets[&key];
@@ -321,9 +479,11 @@ pub fn run_experiment(
         bar.set_message(label.clone());
         let started = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let clock = Instant::now();
+        let stage_one = stage_one_weights(store, &plan.stage_one)?;
         let outcome = train_one(
             splits,
             plan,
+            &stage_one,
             options.device,
             &BarObserver { bar: &bar, label },
         )?;
@@ -334,7 +494,7 @@ pub fn run_experiment(
         let record = RunRecord {
             row: RunRow {
                 run_id: plan.id.clone(),
-                experiment: experiment.name.clone(),
+                experiment: plan.experiment_name(&experiment.name),
                 variant: plan.run.variant.clone(),
                 seed: plan.run.seed,
                 config: plan.canonical.clone(),
@@ -375,13 +535,17 @@ pub fn run_experiment(
 
 /// Commits one run's results atomically (a killed `xp run` loses at most the run in progress).
 pub fn commit_run(store: &Store, record: &RunRecord) -> Result<()> {
-    let [runs, metrics, predictions] = results::batches(record)?;
+    let [runs, metrics, predictions, weights] = results::batches(record)?;
     let key = format!("run={}", record.row.run_id);
     let mut txn = Transaction::begin(store)?;
     let parts = [
         ("runs", txn.stager().stage(key.clone(), &runs)?),
         ("metrics", txn.stager().stage(key.clone(), &metrics)?),
-        ("predictions", txn.stager().stage(key, &predictions)?),
+        (
+            "predictions",
+            txn.stager().stage(key.clone(), &predictions)?,
+        ),
+        ("weights", txn.stager().stage(key, &weights)?),
     ];
     txn.commit(&format!("run {}", record.row.experiment), |_, _| {
         Ok(parts

@@ -19,11 +19,13 @@ pub mod image;
 pub mod mlp;
 pub mod sequence;
 pub mod text;
+pub mod weights;
 
 pub use classifier::{Backbone, KeypointModel, KeypointModelConfig};
 pub use fusion::{Batch, Classifier, ClassifierConfig};
 pub use image::{ImageBatch, ImageBranchConfig};
 pub use text::{TextBatch, TextBranchConfig};
+pub use weights::Weights;
 
 use burn::prelude::*;
 

@@ -6,7 +6,9 @@ pub mod metrics;
 pub mod schedule;
 pub mod threshold;
 
-use anyhow::Result;
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -21,7 +23,7 @@ use crate::experiment::spec::{
 use crate::model::sequence::SequenceEncoderConfig;
 use crate::model::{
     Backbone, Batch, Classifier, ClassifierConfig, ImageBatch, ImageBranchConfig, KeypointBatch,
-    KeypointModelConfig, TextBatch, TextBranchConfig,
+    KeypointModelConfig, TextBatch, TextBranchConfig, Weights,
 };
 use metrics::Metrics;
 
@@ -50,6 +52,8 @@ pub struct TrainOutcome {
     /// (video id, probability of win, label) per test video.
     pub predictions: Vec<(i32, f32, u8)>,
     pub params: u64,
+    /// The evaluated model's parameters (the best epoch's).
+    pub weights: Weights,
 }
 
 /// Progress reporting from the loop (a progress bar, or nothing).
@@ -444,28 +448,17 @@ fn branch_only(full: &ClassifierConfig, modality: Modality) -> ClassifierConfig 
 /// Training steps a run will take at most (for a progress bar).
 pub fn planned_steps(config: &RunConfig, splits: &Splits) -> u64 {
     let t = &config.train;
-    let steps = |modalities: &[Modality]| {
-        let n = splits
-            .train
-            .iter()
-            .filter(|e| modalities.iter().any(|m| e.has(*m)))
-            .count();
-        n.div_ceil(t.batch_size) as u64
-    };
-    let all = steps(&splits.modalities) * t.epochs as u64;
-    if !is_staged(config, splits) {
-        return all;
-    }
-    let stage1: u64 = splits
-        .modalities
+    let n = splits
+        .train
         .iter()
-        .map(|m| steps(std::slice::from_ref(m)) * t.epochs as u64)
-        .sum();
-    stage1 + steps(&splits.modalities) * t.stage2.epochs as u64
-}
-
-fn is_staged(config: &RunConfig, splits: &Splits) -> bool {
-    config.train.schedule == Schedule::Staged && splits.modalities.len() > 1
+        .filter(|e| splits.modalities.iter().any(|m| e.has(*m)))
+        .count();
+    let epochs = if is_staged(config) {
+        t.stage2.epochs
+    } else {
+        t.epochs
+    };
+    n.div_ceil(t.batch_size) as u64 * epochs as u64
 }
 
 /// Stage 2's starting point: the fused model with each branch taken from its stage-1 model
@@ -486,11 +479,24 @@ fn fused_from_stage_one<B: AutodiffBackend>(
     fused
 }
 
-/// Trains one run on `splits`. Deterministic on CPU for a given seed.
+/// The trained branches a staged run's stage 2 starts from: each modality's stage-1 run's
+/// best weights (a classifier of that branch alone, with its own head).
+pub type StageOne = BTreeMap<Modality, Weights>;
+
+/// Whether `config` trains in two stages: stage 1 (each branch alone, its own run) and stage 2
+/// (the fused model, fine-tuned from the stage-1 weights). One modality has no stage 2.
+pub fn is_staged(config: &RunConfig) -> bool {
+    config.train.schedule == Schedule::Staged && config.model.modalities.len() > 1
+}
+
+/// Trains one run on `splits`. Deterministic on CPU for a given seed. A staged run trains only
+/// its stage 2, from `stage_one` (which must hold every modality it reads); any other run
+/// trains from a fresh initialisation and ignores `stage_one`.
 pub fn train<B: AutodiffBackend>(
     splits: &Splits,
     config: &RunConfig,
     seed: u64,
+    stage_one: &StageOne,
     device: &B::Device,
     observer: &dyn TrainObserver,
 ) -> Result<TrainOutcome> {
@@ -504,19 +510,24 @@ pub fn train<B: AutodiffBackend>(
         lr: t.lr,
         freeze_epochs: 0,
     };
-    let fitted = if is_staged(config, splits) {
-        // Stage 1: each branch alone, with its own head, on the videos that have its input.
-        let mut stage_one = Vec::new();
+    let fitted = if is_staged(config) {
+        // Stage 2: the fused model from the stage-1 branches, fine-tuned.
+        let mut branches = Vec::new();
         for m in &splits.modalities {
-            let alone = branch_only(&full, *m).init::<B>(device);
-            let phase = Phase {
-                modalities: std::slice::from_ref(m),
-                ..whole
+            let Some(weights) = stage_one.get(m) else {
+                bail!(
+                    "stage 2 needs the stage-1 weights of the {} branch, and none were given",
+                    m.name()
+                );
             };
-            stage_one.push(fit(alone, &phase, splits, config, &mut rng, device, observer).model);
+            let alone = branch_only(&full, *m).init::<B>(device);
+            branches.push(
+                weights
+                    .load_into::<B, _>(alone)
+                    .with_context(|| format!("the stage-1 weights of the {} branch", m.name()))?,
+            );
         }
-        // Stage 2: the fused model from those branches, fine-tuned.
-        let fused = fused_from_stage_one(full.init::<B>(device), stage_one);
+        let fused = fused_from_stage_one(full.init::<B>(device), branches);
         let phase = Phase {
             epochs: t.stage2.epochs,
             lr: t.stage2.lr,
@@ -565,6 +576,7 @@ pub fn train<B: AutodiffBackend>(
         test: metrics,
         predictions,
         params,
+        weights: Weights::of::<B::InnerBackend, _>(&fitted.valid),
     })
 }
 
@@ -664,8 +676,15 @@ mod tests {
             pseudo_labelled: 0,
         };
         for backbone in [BackboneName::Mlp, BackboneName::Gcn] {
-            let outcome =
-                train::<B>(&splits, &config(backbone), 0, &Default::default(), &()).unwrap();
+            let outcome = train::<B>(
+                &splits,
+                &config(backbone),
+                0,
+                &StageOne::new(),
+                &Default::default(),
+                &(),
+            )
+            .unwrap();
             assert!(
                 outcome.test.accuracy >= 0.9,
                 "{backbone:?} did not learn: test accuracy {}",
@@ -678,6 +697,61 @@ mod tests {
                 "{backbone:?}: training loss went from {first} to {last}"
             );
         }
+    }
+
+    #[test]
+    fn the_kept_weights_are_the_model_that_was_evaluated() {
+        let _guard = crate::model::test_util::rng_lock();
+        let splits = Splits {
+            train: separable(16, 8, 0),
+            val: separable(6, 8, 100),
+            test: separable(8, 8, 200),
+            channels: 3,
+            modalities: vec![Modality::Keypoints],
+            image_dim: 0,
+            text_dim: 0,
+            masked: 0,
+            missing: vec![],
+            pseudo_labelled: 0,
+        };
+        let mut c = config(BackboneName::Mlp);
+        c.train.epochs = 6;
+        let device = Default::default();
+        let outcome = train::<B>(&splits, &c, 0, &StageOne::new(), &device, &()).unwrap();
+        assert_eq!(outcome.weights.params() as u64, outcome.params);
+        // A fresh model with the kept weights gives the stored test probabilities, bit for bit.
+        type Inner = <B as AutodiffBackend>::InnerBackend;
+        <Inner as Backend>::seed(&device, 99);
+        let fresh = classifier_config(&c, &splits).init::<Inner>(&device);
+        let model = outcome.weights.load_into::<Inner, _>(fresh).unwrap();
+        let test: Vec<&Example> = splits.test.iter().collect();
+        let (probs, _) = predict(
+            &model,
+            &test,
+            &splits.modalities,
+            &splits,
+            [1.0; 2],
+            4,
+            &device,
+        );
+        let stored: Vec<f32> = outcome.predictions.iter().map(|p| p.1).collect();
+        assert_eq!(probs, stored);
+
+        // A staged run trains only stage 2, and refuses to start without its stage-1 weights.
+        let mut staged = c.clone();
+        staged.train.schedule = Schedule::Staged;
+        staged.model.modalities = vec![Modality::Keypoints, Modality::Text];
+        let two = Splits {
+            modalities: staged.model.modalities.clone(),
+            ..splits
+        };
+        let err = train::<B>(&two, &staged, 0, &StageOne::new(), &device, &())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stage-1 weights of the keypoints branch"),
+            "{err}"
+        );
     }
 
     /// Videos with all three inputs, where only `carrier`'s input shows the label: keypoints
@@ -743,10 +817,17 @@ mod tests {
                 pseudo_labelled: 0,
             };
             let accuracy = |modalities: Vec<Modality>| {
-                train::<B>(&splits(modalities), &c, 0, &Default::default(), &())
-                    .unwrap()
-                    .test
-                    .accuracy
+                train::<B>(
+                    &splits(modalities),
+                    &c,
+                    0,
+                    &StageOne::new(),
+                    &Default::default(),
+                    &(),
+                )
+                .unwrap()
+                .test
+                .accuracy
             };
             let others: Vec<Modality> = Modality::ALL
                 .into_iter()
@@ -841,8 +922,8 @@ mod tests {
         };
         let mut c = config(BackboneName::Mlp);
         c.train.epochs = 2;
-        let a = train::<B>(&splits, &c, 3, &Default::default(), &()).unwrap();
-        let b = train::<B>(&splits, &c, 3, &Default::default(), &()).unwrap();
+        let a = train::<B>(&splits, &c, 3, &StageOne::new(), &Default::default(), &()).unwrap();
+        let b = train::<B>(&splits, &c, 3, &StageOne::new(), &Default::default(), &()).unwrap();
         let bits = |o: &TrainOutcome| -> Vec<u32> {
             o.predictions.iter().map(|p| p.1.to_bits()).collect()
         };
