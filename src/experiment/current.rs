@@ -28,13 +28,15 @@ pub struct Selection<'a> {
     pub hidden_other_code: usize,
 }
 
-/// The resolved configuration of a run without its seed (device included: it changes the
-/// numbers), as canonical JSON.
+/// The resolved configuration of a run without its seed and what follows from the seed (the
+/// stage-1 runs of a staged run), device included (it changes the numbers), as canonical JSON.
 pub fn config_key(run: &RunRow) -> String {
     let mut value: serde_json::Value =
         serde_json::from_str(&run.config).unwrap_or(serde_json::Value::Null);
     if let Some(map) = value.as_object_mut() {
         map.remove("seed");
+        // A staged run's stage-1 ids follow from its config and seed: each seed has its own.
+        map.remove("stage_one");
     }
     let mut text = value.to_string();
     // The data snapshot is part of what a run computed from.
@@ -182,5 +184,22 @@ mod tests {
         let s = select(&refs, Some(&planned), "new", false);
         let ids: Vec<&str> = s.shown.iter().map(|r| r.run.run_id.as_str()).collect();
         assert_eq!(ids, ["a0", "a1"]);
+    }
+
+    #[test]
+    fn the_seeds_of_a_staged_run_group_together_whatever_their_stage_one() {
+        let staged = |id: &str, seed: u64| {
+            let mut r = run(id, "fused", seed, 12, "new", "2026-01-01");
+            r.config = format!(
+                r#"{{"seed":{seed},"device":"cpu","config":{{"epochs":12}},"stage_one":{{"image":"s{seed}"}}}}"#
+            );
+            r
+        };
+        let rows = [staged("a0", 0), staged("a1", 1)];
+        assert_eq!(config_key(&rows[0]), config_key(&rows[1]));
+        let refs: Vec<&RunRow> = rows.iter().collect();
+        let s = select(&refs, None, "new", false);
+        assert_eq!(s.shown.len(), 2);
+        assert_eq!(s.shown[0].group, s.shown[1].group);
     }
 }
