@@ -278,6 +278,23 @@ impl SafetensorsFile {
         result.map(|()| n)
     }
 
+    /// Whole float tensor of any rank (model weights), converted to f32, row-major.
+    pub fn read_f32_all(&mut self, tensor: &TensorInfo) -> Result<Vec<f32>, BadInput> {
+        let t = &self.tensors[self.find(tensor)?];
+        let (dtype, begin, len) = (t.dtype, t.begin, t.end - t.begin);
+        if !t.is_float() {
+            return Err(self.bad(format!(
+                "tensor `{}` is {dtype}: expected a float tensor (F32, F16 or BF16)",
+                t.name
+            )));
+        }
+        let mut out = Vec::with_capacity(len as usize / dtype.size());
+        self.read_bytes(begin, len as usize, |bytes| {
+            decode_float(dtype, bytes, &mut out)
+        })?;
+        Ok(out)
+    }
+
     /// Whole integer tensor (I32 or I64) as i64, e.g. frame numbers; refuses float tensors.
     pub fn read_i64(&mut self, tensor: &TensorInfo) -> Result<Vec<i64>, BadInput> {
         let t = &self.tensors[self.find(tensor)?];

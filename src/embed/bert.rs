@@ -1,0 +1,266 @@
+//! BERT (Devlin et al. 2019) as transformers' `BertModel` computes it: word, position and
+//! token-type embeddings, post-norm encoder layers with exact GELU, and the tanh pooler.
+//! Tensor names are those of the published checkpoints, with or without the `bert.` prefix of
+//! the pre-training heads' files, LayerNorm as `weight`/`bias` or the older `gamma`/`beta`.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use burn::prelude::*;
+use burn::tensor::activation;
+
+use super::folder::ModelFolder;
+use super::layers::{LayerNorm, Linear, SelfAttention};
+
+struct Layer<B: Backend> {
+    attention: SelfAttention<B>,
+    attention_norm: LayerNorm<B>,
+    intermediate: Linear<B>,
+    output: Linear<B>,
+    output_norm: LayerNorm<B>,
+}
+
+/// A loaded BERT encoder.
+pub struct Bert<B: Backend> {
+    pub hidden: usize,
+    /// The longest sequence the model takes (its position embeddings).
+    pub max_positions: usize,
+    words: Tensor<B, 2>,
+    positions: Tensor<B, 2>,
+    token_type: Tensor<B, 1>,
+    embed_norm: LayerNorm<B>,
+    layers: Vec<Layer<B>>,
+    pooler: Option<Linear<B>>,
+    device: B::Device,
+    pub weights_hash: String,
+}
+
+fn names(name: &str) -> Vec<String> {
+    vec![name.to_string(), format!("bert.{name}")]
+}
+
+/// What one forward pass gives.
+pub struct BertOutput<B: Backend> {
+    /// `[batch, seq, hidden]`.
+    pub last_hidden: Tensor<B, 3>,
+    /// transformers' `pooler_output`: tanh(dense(CLS)), when the checkpoint has a pooler.
+    pub pooled: Option<Tensor<B, 2>>,
+}
+
+impl<B: Backend> Bert<B> {
+    pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
+        let mut f = ModelFolder::open(dir, "bert")?;
+        let hidden = f.usize("hidden_size", None)?;
+        let heads = f.usize("num_attention_heads", None)?;
+        let layers = f.usize("num_hidden_layers", None)?;
+        let inner = f.usize("intermediate_size", None)?;
+        let vocab = f.usize("vocab_size", None)?;
+        let max_positions = f.usize("max_position_embeddings", None)?;
+        let types = f.usize("type_vocab_size", Some(2))?;
+        let eps = f.number("layer_norm_eps", Some(1e-12))?;
+        let act = f.string("hidden_act", "gelu");
+        if act != "gelu" {
+            bail!(
+                "{}: hidden_act `{act}` is not supported (BERT uses gelu)",
+                dir.display()
+            );
+        }
+        let kind = f.string("position_embedding_type", "absolute");
+        if kind != "absolute" {
+            bail!(
+                "{}: position_embedding_type `{kind}` is not supported",
+                dir.display()
+            );
+        }
+        if heads == 0 || hidden % heads != 0 {
+            bail!(
+                "{}: hidden_size {hidden} is not a multiple of num_attention_heads {heads}",
+                dir.display()
+            );
+        }
+        let words = f.tensor(
+            &names("embeddings.word_embeddings.weight"),
+            [vocab, hidden],
+            device,
+        )?;
+        let positions = f.tensor(
+            &names("embeddings.position_embeddings.weight"),
+            [max_positions, hidden],
+            device,
+        )?;
+        let token_types: Tensor<B, 2> = f.tensor(
+            &names("embeddings.token_type_embeddings.weight"),
+            [types, hidden],
+            device,
+        )?;
+        let token_type = token_types.slice([0..1, 0..hidden]).reshape([hidden]);
+        let embed_norm =
+            LayerNorm::load(&mut f, &names("embeddings.LayerNorm"), hidden, eps, device)?;
+        let mut built = Vec::with_capacity(layers);
+        for i in 0..layers {
+            let n = |s: &str| names(&format!("encoder.layer.{i}.{s}"));
+            let linear =
+                |f: &mut ModelFolder, s: &str, a, b| Linear::load(f, &n(s), a, b, true, device);
+            built.push(Layer {
+                attention: SelfAttention {
+                    query: linear(&mut f, "attention.self.query", hidden, hidden)?,
+                    key: linear(&mut f, "attention.self.key", hidden, hidden)?,
+                    value: linear(&mut f, "attention.self.value", hidden, hidden)?,
+                    output: linear(&mut f, "attention.output.dense", hidden, hidden)?,
+                    heads,
+                },
+                attention_norm: LayerNorm::load(
+                    &mut f,
+                    &n("attention.output.LayerNorm"),
+                    hidden,
+                    eps,
+                    device,
+                )?,
+                intermediate: linear(&mut f, "intermediate.dense", hidden, inner)?,
+                output: linear(&mut f, "output.dense", inner, hidden)?,
+                output_norm: LayerNorm::load(&mut f, &n("output.LayerNorm"), hidden, eps, device)?,
+            });
+        }
+        let pooler = if f.find(&names("pooler.dense.weight")).is_some() {
+            Some(Linear::load(
+                &mut f,
+                &names("pooler.dense"),
+                hidden,
+                hidden,
+                true,
+                device,
+            )?)
+        } else {
+            None
+        };
+        Ok(Bert {
+            hidden,
+            max_positions,
+            words,
+            positions,
+            token_type,
+            embed_norm,
+            layers: built,
+            pooler,
+            device: device.clone(),
+            weights_hash: f.weights_hash.clone(),
+        })
+    }
+
+    /// `ids` `[batch, seq]` token ids, `mask` `[batch, seq]` 1 for tokens and 0 for padding
+    /// (token type 0 throughout: one segment). `seq` must not exceed `max_positions`.
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> BertOutput<B> {
+        let [b, s] = ids.dims();
+        assert!(
+            s <= self.max_positions,
+            "{s} tokens > {}",
+            self.max_positions
+        );
+        let h = self.hidden;
+        let words = self
+            .words
+            .clone()
+            .select(0, ids.reshape([b * s]))
+            .reshape([b, s, h]);
+        let positions = self.positions.clone().slice([0..s, 0..h]).unsqueeze::<3>();
+        let x = words + positions + self.token_type.clone().unsqueeze::<3>();
+        let mut x = self.embed_norm.forward(x);
+        // Padding gets the lowest float, as transformers adds it, before the softmax.
+        let bias = (mask.ones_like() - mask) * f32::MIN;
+        for layer in &self.layers {
+            let attended = layer.attention.forward(x.clone(), Some(bias.clone()));
+            x = layer.attention_norm.forward(attended + x);
+            let inner = activation::gelu(layer.intermediate.forward(x.clone()));
+            x = layer.output_norm.forward(layer.output.forward(inner) + x);
+        }
+        let pooled = self.pooler.as_ref().map(|p| {
+            let cls = x.clone().slice([0..b, 0..1, 0..h]).reshape([b, h]);
+            activation::tanh(p.forward(cls))
+        });
+        BertOutput {
+            last_hidden: x,
+            pooled,
+        }
+    }
+
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// One vector for a tokenised text of any length (`ids` with its `[CLS]` first and `[SEP]`
+    /// last, as the tokenizer gives them). A text the model takes whole is one window; a longer
+    /// one is cut into windows of `max_positions - 2` tokens, each wrapped in `[CLS]` .. `[SEP]`,
+    /// starting every half window (the last one ending at the text's end), so every token is
+    /// read with context on both sides in some window. Each window's vector is its `[CLS]`
+    /// token or the mean of its tokens (`pooling`); the text's vector is the mean over windows.
+    pub fn embed_text(&self, ids: &[i64], pooling: TextPooling) -> Vec<f32> {
+        assert!(ids.len() >= 2, "a tokenised text has [CLS] and [SEP]");
+        let (cls, sep) = (ids[0], ids[ids.len() - 1]);
+        let body = &ids[1..ids.len() - 1];
+        let size = self.max_positions - 2;
+        let windows: Vec<Vec<i64>> = window_starts(body.len(), size)
+            .into_iter()
+            .map(|s| {
+                let mut w = vec![cls];
+                w.extend_from_slice(&body[s..(s + size).min(body.len())]);
+                w.push(sep);
+                w
+            })
+            .collect();
+        let (n, len) = (windows.len(), windows[0].len());
+        let flat: Vec<i64> = windows.into_iter().flatten().collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [n, len]), &self.device);
+        let mask = Tensor::<B, 2>::ones([n, len], &self.device);
+        let hidden = self.forward(ids, mask).last_hidden;
+        let h = self.hidden;
+        let per_window = match pooling {
+            TextPooling::Cls => hidden.slice([0..n, 0..1, 0..h]).reshape([n, h]),
+            TextPooling::Mean => hidden.mean_dim(1).reshape([n, h]),
+        };
+        per_window
+            .mean_dim(0)
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("f32 vectors")
+    }
+}
+
+/// How a text's tokens become one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextPooling {
+    /// The `[CLS]` token's final hidden state.
+    Cls,
+    /// The mean of every token's final hidden state (`[CLS]` and `[SEP]` included).
+    Mean,
+}
+
+/// Where the windows over `len` tokens start: every `size / 2`, the last one ending at `len`.
+pub fn window_starts(len: usize, size: usize) -> Vec<usize> {
+    let step = (size / 2).max(1);
+    let mut starts: Vec<usize> = (0..=len.saturating_sub(size)).step_by(step).collect();
+    if let Some(&last) = starts.last()
+        && last + size < len
+    {
+        starts.push(len - size);
+    }
+    starts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window_starts;
+
+    #[test]
+    fn windows_cover_every_token_and_end_at_the_end() {
+        assert_eq!(window_starts(5, 22), [0]);
+        assert_eq!(window_starts(22, 22), [0]);
+        assert_eq!(window_starts(56, 22), [0, 11, 22, 33, 34]);
+        for len in 1..100 {
+            let starts = window_starts(len, 10);
+            let last = *starts.last().unwrap();
+            assert!(last + 10 >= len, "{len}: {starts:?}");
+            assert!(starts.windows(2).all(|w| w[1] > w[0] && w[1] - w[0] <= 5));
+        }
+    }
+}

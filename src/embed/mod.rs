@@ -1,0 +1,16 @@
+//! Image and text encoders computed in xp itself (burn, any backend), loaded from Hugging Face
+//! model folders on disk and checked against transformers on tiny models whose every weight is
+//! random (`tests/fixtures/embed/make_fixtures.py` writes the fixtures; `tests/embed.rs` compares).
+//!
+//! - [`dinov2`]: DINOv2 image encoder (CLS or mean-of-patches vectors of person crops).
+//! - [`bert`]: BERT text encoder.
+//! - [`folder`]: reading a model folder (config, weights, the file a user must fetch).
+//! - [`layers`]: linear, LayerNorm and attention from PyTorch-layout tensors.
+//! - [`resize`]: PyTorch's bicubic resampling of the position-embedding grid.
+
+pub mod bert;
+pub mod dinov2;
+pub mod folder;
+pub mod layers;
+pub mod preprocess;
+pub mod resize;

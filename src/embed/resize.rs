@@ -1,0 +1,98 @@
+//! Resampling of the position-embedding grid, exactly as PyTorch's
+//! `interpolate(mode="bicubic", align_corners=False)` does it (what transformers' DINOv2 calls
+//! when the input grid differs from the trained one).
+//!
+//! Per output index i of an axis of `n_in` -> `n_out`: the source coordinate is
+//! `(i + 0.5) * n_in / n_out - 0.5` (not clamped), its floor and the three neighbours around it
+//! take the cubic-convolution weights of Keys with `A = -0.75`, and an index outside the input
+//! reads the nearest edge value. The two axes are separable.
+
+const A: f32 = -0.75;
+
+fn near(x: f32) -> f32 {
+    ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+}
+
+fn far(x: f32) -> f32 {
+    ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A
+}
+
+/// (first tap, four weights) per output index.
+fn taps(n_in: usize, n_out: usize) -> Vec<(isize, [f32; 4])> {
+    let scale = n_in as f32 / n_out as f32;
+    (0..n_out)
+        .map(|i| {
+            let real = scale * (i as f32 + 0.5) - 0.5;
+            let floor = real.floor();
+            let t = real - floor;
+            let w = [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)];
+            (floor as isize - 1, w)
+        })
+        .collect()
+}
+
+/// Resamples a grid `[h_in, w_in, dim]` (row-major, channels last) to `[h_out, w_out, dim]`.
+pub fn bicubic(
+    grid: &[f32],
+    (h_in, w_in): (usize, usize),
+    (h_out, w_out): (usize, usize),
+    dim: usize,
+) -> Vec<f32> {
+    assert_eq!(grid.len(), h_in * w_in * dim);
+    let clamp = |i: isize, n: usize| i.clamp(0, n as isize - 1) as usize;
+    let ys = taps(h_in, h_out);
+    let xs = taps(w_in, w_out);
+    let mut out = vec![0.0f32; h_out * w_out * dim];
+    let mut row = vec![0.0f32; dim];
+    for (oy, (y0, wy)) in ys.iter().enumerate() {
+        for (ox, (x0, wx)) in xs.iter().enumerate() {
+            let cell = &mut out[(oy * w_out + ox) * dim..][..dim];
+            for (ky, wy) in wy.iter().enumerate() {
+                let y = clamp(y0 + ky as isize, h_in);
+                row.fill(0.0);
+                for (kx, wx) in wx.iter().enumerate() {
+                    let x = clamp(x0 + kx as isize, w_in);
+                    let src = &grid[(y * w_in + x) * dim..][..dim];
+                    for (r, s) in row.iter_mut().zip(src) {
+                        *r += wx * s;
+                    }
+                }
+                for (c, r) in cell.iter_mut().zip(&row) {
+                    *c += wy * r;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_size_is_the_identity_and_weights_sum_to_one() {
+        let grid: Vec<f32> = (0..3 * 4 * 2).map(|v| v as f32 * 0.5).collect();
+        let same = bicubic(&grid, (3, 4), (3, 4), 2);
+        for (a, b) in grid.iter().zip(&same) {
+            assert!((a - b).abs() < 1e-6, "{a} {b}");
+        }
+        for (n_in, n_out) in [(4, 7), (7, 3), (37, 16)] {
+            for (_, w) in taps(n_in, n_out) {
+                assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn matches_values_torch_gives() {
+        // torch.nn.functional.interpolate(torch.arange(4.).reshape(1, 1, 1, 4) ** 2,
+        //     size=(1, 6), mode="bicubic", align_corners=False), as torch 2.15 prints it.
+        let grid = [0.0f32, 1.0, 4.0, 9.0];
+        let out = bicubic(&grid, (1, 4), (1, 6), 1);
+        let torch = [-0.0868f32, 0.2188, 1.4306, 3.1528, 6.7812, 9.4340];
+        for (a, b) in out.iter().zip(torch) {
+            assert!((a - b).abs() < 2e-4, "{out:?}");
+        }
+    }
+}
