@@ -72,6 +72,9 @@ pub enum Command {
     /// Read source files into the store.
     #[command(subcommand)]
     Ingest(IngestCommand),
+    /// Compute embeddings in xp: the stored crops through DINOv2 (text: not yet).
+    #[command(subcommand)]
+    Embed(EmbedCommand),
     /// Run a read-only SQL query over a snapshot.
     #[command(
         long_about = "Run a read-only SQL query (DataFusion dialect) over every table \
@@ -187,6 +190,45 @@ pub struct VideoCheckArgs {
     /// Accept videos that the `videos` table does not list (normally a sign of a wrong folder).
     #[arg(long)]
     pub allow_unknown_videos: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EmbedCommand {
+    /// DINOv2 vectors of the store's person crops -> `embeddings`.
+    #[command(
+        long_about = "Run the person crops the store holds through a DINOv2 model read from a \
+        Hugging Face folder on disk (config.json, model.safetensors, preprocessor_config.json; \
+        small, base, large and giant follow from config.json; xp never downloads weights) and \
+        store one vector per frame in `embeddings`, under --name.\n\n\
+        Preprocessing is the folder's image processor (shortest-edge resize with PIL's bicubic \
+        filter, centre crop, rescale, normalise), exactly as transformers does it. Each distinct \
+        crop is encoded once, and a crop this name already has a vector for is not encoded \
+        again: re-running encodes nothing, new crops encode only those. Every row records the \
+        embedder's fingerprint (weights hash, preprocessing, pooling) in `source_hash`; a \
+        name the store holds with another fingerprint is refused.",
+        after_help = "Examples:\n  xp embed images --model ~/models/dinov2-base\n  \
+        xp embed images --model ~/models/dinov2-base --pool mean --videos 298,299\n\
+        Then name the vectors in an experiment: model.image.embedding: dinov2-base"
+    )]
+    Images {
+        /// The Hugging Face model folder (e.g. a download of facebook/dinov2-base).
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// The name the vectors are stored under (default: the folder's name, plus -mean or
+        /// -both for those poolings).
+        #[arg(long)]
+        name: Option<String>,
+        /// Which vector: the CLS token (transformers' pooled output), the mean of the patch
+        /// tokens, or both concatenated.
+        #[arg(long, value_enum, default_value = "cls")]
+        pool: crate::embed::images::ImagePooling,
+        /// Only these videos (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        videos: Option<Vec<i32>>,
+        /// Crops per forward pass.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]

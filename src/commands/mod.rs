@@ -33,6 +33,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Verify => verify(root, progress),
         Command::Gc { keep, dry_run } => gc(root, keep, dry_run),
         Command::Ingest(cmd) => ingest_cmd(root, cmd, progress),
+        Command::Embed(cmd) => embed_cmd(root, cmd, progress),
         Command::Sql(args) => sql(root, args),
         Command::Schema { table } => schema(table.as_deref()),
         Command::Demo(args) => demo(root, args, progress),
@@ -46,6 +47,32 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Export { run, dir } => export::export(root, &run, &dir),
         Command::Leaderboard(args) => experiment::leaderboard_cmd(root, args, progress),
     }
+}
+
+fn embed_cmd(root: &Path, cmd: crate::cli::EmbedCommand, progress: Progress) -> Result<i32> {
+    let crate::cli::EmbedCommand::Images {
+        model,
+        name,
+        pool,
+        videos,
+        batch,
+    } = cmd;
+    let options = crate::embed::images::EmbedImagesOptions {
+        model_dir: model,
+        name,
+        pool,
+        videos,
+        batch,
+        videos_per_commit: 8,
+        progress,
+    };
+    let s = crate::embed::images::embed_images(root, &options)?;
+    println!(
+        "embeddings ({}, {} values): {} videos embedded, {} already current | {} frames | {} \
+         crops encoded, {} reused | {:.1} s",
+        s.name, s.dim, s.videos_done, s.videos_skipped, s.frames, s.encoded, s.reused, s.seconds
+    );
+    Ok(0)
 }
 
 /// The first 12 characters of an id, as the tables show it.

@@ -4,6 +4,7 @@
 //!
 //! - [`dinov2`]: DINOv2 image encoder (CLS or mean-of-patches vectors of person crops).
 //! - [`bert`]: BERT text encoder.
+//! - [`images`]: `xp embed images`, the store's crops through DINOv2 into `embeddings`.
 //! - [`folder`]: reading a model folder (config, weights, the file a user must fetch).
 //! - [`layers`]: linear, LayerNorm and attention from PyTorch-layout tensors.
 //! - [`resize`]: PyTorch's bicubic resampling of the position-embedding grid.
@@ -11,6 +12,7 @@
 pub mod bert;
 pub mod dinov2;
 pub mod folder;
+pub mod images;
 pub mod layers;
 pub mod preprocess;
 pub mod resize;

@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
@@ -129,7 +129,7 @@ pub fn resize_bicubic(
     out
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 struct SizeSpec {
     shortest_edge: Option<usize>,
     height: Option<usize>,
@@ -137,7 +137,7 @@ struct SizeSpec {
 }
 
 /// The settings of a `preprocessor_config.json`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ImageProcessor {
     #[serde(default = "yes")]
     do_resize: bool,
@@ -187,6 +187,11 @@ impl ImageProcessor {
             bail!("{}: image_mean and image_std need 3 values", path.display());
         }
         Ok(p)
+    }
+
+    /// The settings as canonical JSON (part of the embedder's fingerprint).
+    pub fn canonical(&self) -> String {
+        serde_json::to_string(self).expect("settings serialise")
     }
 
     /// The resized size of a `height` x `width` image (transformers' rule for

@@ -1,0 +1,189 @@
+//! `xp embed images` on a store: each distinct crop encoded once, nothing encoded again, the
+//! embedder's provenance kept apart by name, bad input leaving the store as it was, and the
+//! trainer reading the vectors like ingested ones.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/embed/dinov2-tiny")
+}
+
+/// (embedded videos, encoded crops, reused crops) from `xp embed images`' summary line.
+fn embed(store: &Path, extra: &[&str]) -> (u64, u64, u64) {
+    let model = model();
+    let mut args = vec!["embed", "images", "--model", model.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = xp_ok(store, &args);
+    let number = |before: &str| -> u64 {
+        let head = out.split(before).next().unwrap_or_else(|| panic!("{out}"));
+        head.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    (
+        number(" videos embedded"),
+        number(" crops encoded"),
+        number(" reused"),
+    )
+}
+
+fn sql_one(store: &Path, query: &str) -> String {
+    xp_ok(store, &["sql", query, "--format", "csv"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn jpeg(seed: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(20, 26, |x, y| {
+        image::Rgb([(x * 9) as u8 ^ seed, (y * 7) as u8, (x + y) as u8 ^ seed])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn each_distinct_crop_is_encoded_once_and_never_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let crops: u64 = sql_one(&store, "SELECT COUNT(DISTINCT crop_hash) FROM frames")
+        .parse()
+        .unwrap();
+    let videos: u64 = sql_one(&store, "SELECT COUNT(DISTINCT video_id) FROM frames")
+        .parse()
+        .unwrap();
+    assert_eq!(embed(&store, &[]), (videos, crops, 0));
+
+    // Two frames of one video show the same new crop, a third another new one: two encodings.
+    let ids: Vec<String> = xp_ok(
+        &store,
+        &[
+            "sql",
+            "SELECT DISTINCT video_id FROM frames ORDER BY video_id LIMIT 2",
+            "--format",
+            "csv",
+        ],
+    )
+    .lines()
+    .skip(1)
+    .map(|l| l.trim().to_string())
+    .collect();
+    let (v1, v2) = (&ids[0], &ids[1]);
+    let dir = tmp.path().join("crops");
+    std::fs::create_dir_all(dir.join(v1)).unwrap();
+    std::fs::write(dir.join(format!("{v1}/000000.jpg")), jpeg(1)).unwrap();
+    std::fs::write(dir.join(format!("{v1}/000004.jpg")), jpeg(2)).unwrap();
+    std::fs::write(dir.join(format!("{v1}/000008.jpg")), jpeg(1)).unwrap();
+    xp_ok(
+        &store,
+        &[
+            "ingest",
+            "crops",
+            "--from",
+            "crops",
+            dir.join(v1).to_str().unwrap(),
+        ],
+    );
+    assert_eq!(embed(&store, &[]), (1, 2, 0));
+    // Another video shows a crop the model has a vector for already: reused, not encoded.
+    let dir2 = tmp.path().join("crops2");
+    std::fs::create_dir_all(&dir2).unwrap();
+    std::fs::write(dir2.join(format!("{v2}_000003.jpg")), jpeg(1)).unwrap();
+    xp_ok(
+        &store,
+        &["ingest", "crops", "--from", "crops", dir2.to_str().unwrap()],
+    );
+    assert_eq!(embed(&store, &[]), (1, 0, 1));
+    assert_eq!(embed(&store, &[]), (0, 0, 0));
+    // The frames that show one crop have one vector.
+    let same = sql_one(
+        &store,
+        &format!(
+            "SELECT COUNT(DISTINCT CAST(vector AS VARCHAR)) FROM embeddings \
+             WHERE model = 'dinov2-tiny' AND ((video_id = {v1} AND frame IN (0, 8)) \
+             OR (video_id = {v2} AND frame = 3))"
+        ),
+    );
+    assert_eq!(same, "1");
+
+    // Another pooling under the same name is refused and changes nothing; under its own
+    // name (the default) its rows sit beside the others.
+    let before = fingerprint(&store);
+    let out = xp_out(
+        &store,
+        &[
+            "embed",
+            "images",
+            "--model",
+            model().to_str().unwrap(),
+            "--pool",
+            "mean",
+            "--name",
+            "dinov2-tiny",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("made by other weights, preprocessing or pooling"),
+        "{err}"
+    );
+    assert_eq!(before, fingerprint(&store));
+    embed(&store, &["--pool", "mean"]);
+    let rows = xp_ok(
+        &store,
+        &[
+            "sql",
+            "SELECT model, COUNT(*) FROM embeddings WHERE model LIKE 'dinov2-tiny%' GROUP BY model ORDER BY model",
+            "--format",
+            "csv",
+        ],
+    );
+    let counts: Vec<&str> = rows.lines().skip(1).collect();
+    assert_eq!(counts.len(), 2, "{rows}");
+    assert_eq!(
+        counts[0].split(',').nth(1),
+        counts[1].split(',').nth(1),
+        "{rows}"
+    );
+
+    // A folder without weights: the file and the model to get are named; nothing changes.
+    let empty = tmp.path().join("no-weights");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::copy(model().join("config.json"), empty.join("config.json")).unwrap();
+    let before = fingerprint(&store);
+    let out = xp_out(
+        &store,
+        &["embed", "images", "--model", empty.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("model.safetensors") && err.contains("facebook/dinov2"),
+        "{err}"
+    );
+    assert_eq!(before, fingerprint(&store));
+
+    // The trainer reads them by name, as it reads ingested vectors.
+    let experiment =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_multimodal.yaml");
+    let out = xp_ok(
+        &store,
+        &[
+            "run",
+            experiment.to_str().unwrap(),
+            "--set",
+            "model.modalities=[image]",
+            "--set",
+            "model.image.embedding=dinov2-tiny",
+            "--set",
+            "train.schedule=joint",
+        ],
+    );
+    assert!(out.contains("trained 1 runs"), "{out}");
+}
