@@ -72,7 +72,7 @@ pub enum Command {
     /// Read source files into the store.
     #[command(subcommand)]
     Ingest(IngestCommand),
-    /// Compute embeddings in xp: the stored crops through DINOv2 (text: not yet).
+    /// Compute embeddings in xp: the stored crops through DINOv2, the transcripts through BERT.
     #[command(subcommand)]
     Embed(EmbedCommand),
     /// Run a read-only SQL query over a snapshot.
@@ -228,6 +228,45 @@ pub enum EmbedCommand {
         /// Crops per forward pass.
         #[arg(long, default_value_t = 16)]
         batch: usize,
+    },
+    /// BERT vectors of the store's transcripts -> `text_embeddings`.
+    #[command(
+        long_about = "Run the transcripts the store holds through a BERT model read from a \
+        Hugging Face folder on disk (config.json, model.safetensors, tokenizer.json; xp never \
+        downloads weights) and store the vectors in `text_embeddings` under --name: one per \
+        segment (every speaker's; experiments with speakers: interviewee pick the \
+        interviewee's), or one per video (--per video: the segments joined, all speakers or \
+        --speakers interviewee).\n\n\
+        Tokenisation is the folder's tokenizer.json through Hugging Face's tokenizers library. \
+        A text longer than the model takes is read in windows of max_position_embeddings - 2 \
+        tokens, each in [CLS] .. [SEP], starting every half window; its vector is the mean of \
+        the windows' vectors. Each row records the embedder (weights, tokenizer, pooling) and \
+        the blake3 of its text: re-running encodes nothing, an edited transcript re-embeds \
+        its video, and a text embedded before is reused.",
+        after_help = "Examples:\n  xp embed text --model ~/models/bert-base-uncased\n  \
+        xp embed text --model ~/models/bert-base-uncased --per video --speakers interviewee\n\
+        Then name the vectors in an experiment: model.text.embedding: bert-base-uncased"
+    )]
+    Text {
+        /// The Hugging Face model folder (e.g. a download of bert-base-uncased).
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// The name the vectors are stored under (default: the folder's name, plus -mean,
+        /// -video and -interviewee as the options say).
+        #[arg(long)]
+        name: Option<String>,
+        /// The [CLS] token's final state, or the mean of the tokens'.
+        #[arg(long, value_enum, default_value = "cls")]
+        pool: crate::embed::bert::TextPooling,
+        /// One vector per transcript segment, or per video.
+        #[arg(long, value_enum, default_value = "segment")]
+        per: crate::embed::texts::TextUnit,
+        /// With --per video: whose turns the video's text joins.
+        #[arg(long, value_enum, default_value = "all")]
+        speakers: crate::embed::texts::TextSpeakers,
+        /// Only these videos (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        videos: Option<Vec<i32>>,
     },
 }
 

@@ -225,3 +225,16 @@ fn the_giant_models_swiglu_feed_forward_matches_transformers() {
     let d = max_diff(out.last_hidden, &hidden, &hidden_shape);
     assert!(d < TOLERANCE, "hidden {d}");
 }
+
+#[test]
+fn the_tokenizer_gives_transformers_ids() {
+    use xp::embed::bert::Tokenizer;
+    let tokenizer = Tokenizer::load(&fixtures().join("bert-tiny")).unwrap();
+    let texts: Vec<String> =
+        serde_json::from_slice(&std::fs::read(fixtures().join("texts.json")).unwrap()).unwrap();
+    let cases = Cases::load();
+    for (i, text) in texts.iter().enumerate() {
+        let (ids, _) = cases.i64(&format!("bert.ids_{i}"));
+        assert_eq!(tokenizer.ids(text).unwrap(), ids, "text {i}");
+    }
+}

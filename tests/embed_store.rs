@@ -187,3 +187,104 @@ fn each_distinct_crop_is_encoded_once_and_never_again() {
     );
     assert!(out.contains("trained 1 runs"), "{out}");
 }
+
+fn bert() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/embed/bert-tiny")
+}
+
+/// (embedded videos, encoded texts, reused texts) from `xp embed text`'s summary line.
+fn embed_text(store: &Path, extra: &[&str]) -> (u64, u64, u64) {
+    let model = bert();
+    let mut args = vec!["embed", "text", "--model", model.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = xp_ok(store, &args);
+    let number = |before: &str| -> u64 {
+        let head = out.split(before).next().unwrap_or_else(|| panic!("{out}"));
+        head.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    (
+        number(" videos embedded"),
+        number(" texts encoded"),
+        number(" reused"),
+    )
+}
+
+#[test]
+fn each_distinct_text_is_encoded_once_and_an_edited_transcript_re_embeds_its_video() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let texts: u64 = sql_one(&store, "SELECT COUNT(DISTINCT text) FROM transcripts")
+        .parse()
+        .unwrap();
+    let segments: u64 = sql_one(&store, "SELECT COUNT(*) FROM transcripts")
+        .parse()
+        .unwrap();
+    assert!(
+        texts < segments,
+        "the demo repeats sentences: {texts} of {segments}"
+    );
+    let videos: u64 = sql_one(&store, "SELECT COUNT(DISTINCT video_id) FROM transcripts")
+        .parse()
+        .unwrap();
+    assert_eq!(embed_text(&store, &[]), (videos, texts, 0));
+    assert_eq!(embed_text(&store, &[]), (0, 0, 0));
+    assert_eq!(
+        sql_one(
+            &store,
+            "SELECT COUNT(*) FROM text_embeddings WHERE model = 'bert-tiny'"
+        ),
+        segments.to_string()
+    );
+
+    // One video's interviewee says one new sentence and repeats an old one: that video alone
+    // is embedded again, with one new text encoded.
+    let video = sql_one(&store, "SELECT MIN(video_id) FROM transcripts");
+    let old = sql_one(
+        &store,
+        &format!("SELECT text FROM transcripts WHERE video_id = {video} ORDER BY segment LIMIT 1"),
+    );
+    let old = old.trim_matches('"');
+    let dir = tmp.path().join("edited").join(&video);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("interviewee.srt"),
+        format!(
+            "1\n00:00:01,000 --> 00:00:02,000\nA sentence nobody said before.\n\n\
+             2\n00:00:03,000 --> 00:00:04,000\n{old}\n"
+        ),
+    )
+    .unwrap();
+    xp_ok(&store, &["ingest", "transcripts", dir.to_str().unwrap()]);
+    assert_eq!(embed_text(&store, &[]), (1, 1, 1));
+
+    // Per video, interviewee only: its own name, beside the segment vectors.
+    embed_text(&store, &["--per", "video", "--speakers", "interviewee"]);
+    assert_eq!(
+        sql_one(
+            &store,
+            "SELECT COUNT(*) FROM text_embeddings \
+             WHERE model = 'bert-tiny-video-interviewee' AND segment IS NULL"
+        ),
+        videos.to_string()
+    );
+
+    // The trainer reads them by name, interviewee segments only.
+    let experiment =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_multimodal.yaml");
+    let out = xp_ok(
+        &store,
+        &[
+            "run",
+            experiment.to_str().unwrap(),
+            "--set",
+            "model.modalities=[text]",
+            "--set",
+            "model.text.embedding=bert-tiny",
+            "--set",
+            "model.text.speakers=interviewee",
+            "--set",
+            "train.schedule=joint",
+        ],
+    );
+    assert!(out.contains("trained 1 runs"), "{out}");
+}

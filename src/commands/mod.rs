@@ -50,28 +50,70 @@ pub fn run(cli: Cli) -> Result<i32> {
 }
 
 fn embed_cmd(root: &Path, cmd: crate::cli::EmbedCommand, progress: Progress) -> Result<i32> {
-    let crate::cli::EmbedCommand::Images {
-        model,
-        name,
-        pool,
-        videos,
-        batch,
-    } = cmd;
-    let options = crate::embed::images::EmbedImagesOptions {
-        model_dir: model,
-        name,
-        pool,
-        videos,
-        batch,
-        videos_per_commit: 8,
-        progress,
-    };
-    let s = crate::embed::images::embed_images(root, &options)?;
-    println!(
-        "embeddings ({}, {} values): {} videos embedded, {} already current | {} frames | {} \
-         crops encoded, {} reused | {:.1} s",
-        s.name, s.dim, s.videos_done, s.videos_skipped, s.frames, s.encoded, s.reused, s.seconds
-    );
+    match cmd {
+        crate::cli::EmbedCommand::Images {
+            model,
+            name,
+            pool,
+            videos,
+            batch,
+        } => {
+            let options = crate::embed::images::EmbedImagesOptions {
+                model_dir: model,
+                name,
+                pool,
+                videos,
+                batch,
+                videos_per_commit: 8,
+                progress,
+            };
+            let s = crate::embed::images::embed_images(root, &options)?;
+            println!(
+                "embeddings ({}, {} values): {} videos embedded, {} already current | {} \
+                 frames | {} crops encoded, {} reused | {:.1} s",
+                s.name,
+                s.dim,
+                s.videos_done,
+                s.videos_skipped,
+                s.frames,
+                s.encoded,
+                s.reused,
+                s.seconds
+            );
+        }
+        crate::cli::EmbedCommand::Text {
+            model,
+            name,
+            pool,
+            per,
+            speakers,
+            videos,
+        } => {
+            let options = crate::embed::texts::EmbedTextOptions {
+                model_dir: model,
+                name,
+                pool,
+                per,
+                speakers,
+                videos,
+                videos_per_commit: 8,
+                progress,
+            };
+            let s = crate::embed::texts::embed_text(root, &options)?;
+            println!(
+                "text_embeddings ({}, {} values): {} videos embedded, {} already current | {} \
+                 texts | {} texts encoded, {} reused | {:.1} s",
+                s.name,
+                s.dim,
+                s.videos_done,
+                s.videos_skipped,
+                s.texts,
+                s.encoded,
+                s.reused,
+                s.seconds
+            );
+        }
+    }
     Ok(0)
 }
 

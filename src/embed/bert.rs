@@ -187,6 +187,33 @@ impl<B: Backend> Bert<B> {
         &self.device
     }
 
+    /// Vectors of texts the model takes whole, all of the same token length (so no padding:
+    /// each vector is the text's alone, as [`Bert::embed_text`] gives it).
+    pub fn embed_batch<'a>(
+        &self,
+        texts: impl Iterator<Item = &'a [i64]>,
+        pooling: TextPooling,
+    ) -> Vec<Vec<f32>> {
+        let texts: Vec<&[i64]> = texts.collect();
+        let (n, len) = (texts.len(), texts[0].len());
+        assert!(texts.iter().all(|t| t.len() == len) && len <= self.max_positions);
+        let flat: Vec<i64> = texts.concat();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [n, len]), &self.device);
+        let mask = Tensor::<B, 2>::ones([n, len], &self.device);
+        let hidden = self.forward(ids, mask).last_hidden;
+        let h = self.hidden;
+        let pooled = match pooling {
+            TextPooling::Cls => hidden.slice([0..n, 0..1, 0..h]).reshape([n, h]),
+            TextPooling::Mean => hidden.mean_dim(1).reshape([n, h]),
+        };
+        let values = pooled
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .expect("f32 vectors");
+        values.chunks(h).map(<[f32]>::to_vec).collect()
+    }
+
     /// One vector for a tokenised text of any length (`ids` with its `[CLS]` first and `[SEP]`
     /// last, as the tokenizer gives them). A text the model takes whole is one window; a longer
     /// one is cut into windows of `max_positions - 2` tokens, each wrapped in `[CLS]` .. `[SEP]`,
@@ -226,8 +253,37 @@ impl<B: Backend> Bert<B> {
     }
 }
 
+/// A model folder's `tokenizer.json`, read with Hugging Face's own tokenizers library (the one
+/// transformers' fast tokenizers run), truncation and padding off: long texts are windowed by
+/// [`Bert::embed_text`], not cut.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl Tokenizer {
+    pub fn load(dir: &Path) -> Result<Tokenizer> {
+        let path = super::folder::required(dir, "tokenizer.json", "bert")?;
+        let mut inner = tokenizers::Tokenizer::from_file(&path)
+            .map_err(|e| anyhow::anyhow!("{}: not a tokenizer file: {e}", path.display()))?;
+        inner
+            .with_truncation(None)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        inner.with_padding(None);
+        Ok(Tokenizer { inner })
+    }
+
+    /// The ids of `text`, with the model's special tokens (`[CLS]` .. `[SEP]`).
+    pub fn ids(&self, text: &str) -> Result<Vec<i64>> {
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| anyhow::anyhow!("cannot tokenise {text:?}: {e}"))?;
+        Ok(encoding.get_ids().iter().map(|&i| i64::from(i)).collect())
+    }
+}
+
 /// How a text's tokens become one vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TextPooling {
     /// The `[CLS]` token's final hidden state.
     Cls,

@@ -5,6 +5,7 @@
 //! - [`dinov2`]: DINOv2 image encoder (CLS or mean-of-patches vectors of person crops).
 //! - [`bert`]: BERT text encoder.
 //! - [`images`]: `xp embed images`, the store's crops through DINOv2 into `embeddings`.
+//! - [`texts`]: `xp embed text`, the store's transcripts through BERT into `text_embeddings`.
 //! - [`folder`]: reading a model folder (config, weights, the file a user must fetch).
 //! - [`layers`]: linear, LayerNorm and attention from PyTorch-layout tensors.
 //! - [`resize`]: PyTorch's bicubic resampling of the position-embedding grid.
@@ -16,3 +17,4 @@ pub mod images;
 pub mod layers;
 pub mod preprocess;
 pub mod resize;
+pub mod texts;
