@@ -187,7 +187,7 @@ const PSEUDO: &str = "pseudo";
 
 /// Video id -> part file of one table, narrowed to one embedding model's parts when `model`
 /// is given (part keys `video=<id>` or `video=<id>/model=<model>`).
-fn parts_by_video(
+pub(crate) fn parts_by_video(
     store: &Store,
     snapshot: &Snapshot,
     table: &str,

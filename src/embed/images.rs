@@ -175,26 +175,6 @@ fn frames_with_crops(store: &Store, head: &Head, video: i32) -> Result<Vec<(i32,
     Ok(out)
 }
 
-/// The stored rows of model `name`: per video, its part's file.
-fn model_parts(store: &Store, head: &Head, name: &str) -> Result<BTreeMap<i32, String>> {
-    let Some(version) = head.snapshot.tables.get("embeddings") else {
-        return Ok(BTreeMap::new());
-    };
-    let suffix = crate::experiment::identity::model_suffix(name);
-    Ok(store
-        .read_table_version(version)?
-        .parts
-        .into_iter()
-        .filter_map(|p| {
-            let id = p
-                .key
-                .strip_suffix(suffix.as_str())?
-                .strip_prefix("video=")?;
-            Some((id.parse().ok()?, p.file))
-        })
-        .collect())
-}
-
 /// (frame, crop hash, vector, source hash) rows of one stored part.
 type StoredRow = (i32, Option<String>, Vec<f32>, String);
 
@@ -309,7 +289,7 @@ pub fn embed_images(store_root: &Path, options: &EmbedImagesOptions) -> Result<E
         per_segment: false,
     };
     let head = store.head()?;
-    let stored = model_parts(&store, &head, &name)?;
+    let stored = crate::dataset::parts_by_video(&store, &head.snapshot, "embeddings", Some(&name))?;
     if let Some(file) = stored.values().next() {
         let rows = read_part_rows(&store, file)?;
         if let Some((_, _, v, source)) = rows.first()
@@ -322,32 +302,14 @@ pub fn embed_images(store_root: &Path, options: &EmbedImagesOptions) -> Result<E
             );
         }
     }
-    let mut videos: Vec<i32> = match head.snapshot.tables.get("frames") {
-        Some(version) => store
-            .read_table_version(version)?
-            .parts
-            .iter()
-            .filter_map(|p| p.key.strip_prefix("video=")?.parse().ok())
-            .collect(),
-        None => Vec::new(),
-    };
-    if let Some(only) = &options.videos {
-        let missing: Vec<String> = only
-            .iter()
-            .filter(|v| !videos.contains(v))
-            .map(i32::to_string)
-            .collect();
-        if !missing.is_empty() {
-            bail!(
-                "no crops stored for video {} (ingest them with `xp ingest crops`)",
-                missing.join(", ")
-            );
-        }
-        videos.retain(|v| only.contains(v));
-    }
-    if videos.is_empty() {
-        bail!("the store holds no crops (ingest some with `xp ingest crops`)");
-    }
+    let videos = super::videos_with(
+        &store,
+        &head,
+        "frames",
+        options.videos.as_deref(),
+        "crops",
+        "xp ingest crops",
+    )?;
     let mut summary = EmbedSummary {
         name: name.clone(),
         dim,
@@ -385,7 +347,10 @@ pub fn embed_images(store_root: &Path, options: &EmbedImagesOptions) -> Result<E
             .filter(|h| !known.contains_key(h))
             .collect();
         // Reuse what this model already stored for these crops (in any video).
-        for file in model_parts(&store, &head, &name)?.values() {
+        for file in
+            crate::dataset::parts_by_video(&store, &head.snapshot, "embeddings", Some(&name))?
+                .values()
+        {
             if needed.iter().all(|h| known.contains_key(h)) {
                 break;
             }

@@ -120,26 +120,6 @@ fn text_hash(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex().to_string()
 }
 
-/// The parts of `text_embeddings` of model `name`, by video.
-fn model_parts(store: &Store, head: &Head, name: &str) -> Result<BTreeMap<i32, String>> {
-    let Some(version) = head.snapshot.tables.get("text_embeddings") else {
-        return Ok(BTreeMap::new());
-    };
-    let suffix = crate::experiment::identity::model_suffix(name);
-    Ok(store
-        .read_table_version(version)?
-        .parts
-        .into_iter()
-        .filter_map(|p| {
-            let id = p
-                .key
-                .strip_suffix(suffix.as_str())?
-                .strip_prefix("video=")?;
-            Some((id.parse().ok()?, p.file))
-        })
-        .collect())
-}
-
 /// A stored row: (segment, source hash, vector).
 type StoredText = (Option<i32>, String, Vec<f32>);
 
@@ -211,7 +191,8 @@ pub fn embed_text(store_root: &Path, options: &EmbedTextOptions) -> Result<Embed
     });
     let dim = model.hidden;
     let head = store.head()?;
-    let stored = model_parts(&store, &head, &name)?;
+    let stored =
+        crate::dataset::parts_by_video(&store, &head.snapshot, "text_embeddings", Some(&name))?;
     if let Some(file) = stored.values().next()
         && let Some((_, source, _)) = read_rows(&store, file)?.first()
         && !source.starts_with(&format!("{embedder}:"))
@@ -222,32 +203,14 @@ pub fn embed_text(store_root: &Path, options: &EmbedTextOptions) -> Result<Embed
              model.text.embedding"
         );
     }
-    let mut videos: Vec<i32> = match head.snapshot.tables.get("transcripts") {
-        Some(version) => store
-            .read_table_version(version)?
-            .parts
-            .iter()
-            .filter_map(|p| p.key.strip_prefix("video=")?.parse().ok())
-            .collect(),
-        None => Vec::new(),
-    };
-    if let Some(only) = &options.videos {
-        let missing: Vec<String> = only
-            .iter()
-            .filter(|v| !videos.contains(v))
-            .map(i32::to_string)
-            .collect();
-        if !missing.is_empty() {
-            bail!(
-                "no transcript stored for video {} (ingest it with `xp ingest transcripts`)",
-                missing.join(", ")
-            );
-        }
-        videos.retain(|v| only.contains(v));
-    }
-    if videos.is_empty() {
-        bail!("the store holds no transcripts (ingest some with `xp ingest transcripts`)");
-    }
+    let videos = super::videos_with(
+        &store,
+        &head,
+        "transcripts",
+        options.videos.as_deref(),
+        "transcripts",
+        "xp ingest transcripts",
+    )?;
     let mut summary = EmbedTextSummary {
         name: name.clone(),
         dim,
@@ -294,7 +257,10 @@ pub fn embed_text(store_root: &Path, options: &EmbedTextOptions) -> Result<Embed
                 }
             }
         }
-        for file in model_parts(&store, &head, &name)?.values() {
+        for file in
+            crate::dataset::parts_by_video(&store, &head.snapshot, "text_embeddings", Some(&name))?
+                .values()
+        {
             if needed.keys().all(|s| known.contains_key(s)) {
                 break;
             }
