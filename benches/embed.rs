@@ -177,6 +177,8 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // As the xp binary does: freed memory is kept for the next batch, not faulted in afresh.
+    xp::memory::keep_freed_memory();
     let batches: usize = std::env::var("XP_BENCH_BATCHES")
         .ok()
         .and_then(|v| v.parse().ok())

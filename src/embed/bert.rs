@@ -10,7 +10,7 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 use super::folder::ModelFolder;
-use super::layers::{LayerNorm, Linear, SelfAttention};
+use super::layers::{LayerNorm, Linear, SelfAttention, gelu};
 
 struct Layer<B: Backend> {
     attention: SelfAttention<B>,
@@ -102,13 +102,13 @@ impl<B: Backend> Bert<B> {
             let linear =
                 |f: &mut ModelFolder, s: &str, a, b| Linear::load(f, &n(s), a, b, true, device);
             built.push(Layer {
-                attention: SelfAttention {
-                    query: linear(&mut f, "attention.self.query", hidden, hidden)?,
-                    key: linear(&mut f, "attention.self.key", hidden, hidden)?,
-                    value: linear(&mut f, "attention.self.value", hidden, hidden)?,
-                    output: linear(&mut f, "attention.output.dense", hidden, hidden)?,
+                attention: SelfAttention::new(
+                    linear(&mut f, "attention.self.query", hidden, hidden)?,
+                    linear(&mut f, "attention.self.key", hidden, hidden)?,
+                    linear(&mut f, "attention.self.value", hidden, hidden)?,
+                    linear(&mut f, "attention.output.dense", hidden, hidden)?,
                     heads,
-                },
+                ),
                 attention_norm: LayerNorm::load(
                     &mut f,
                     &n("attention.output.LayerNorm"),
@@ -165,12 +165,13 @@ impl<B: Backend> Bert<B> {
         let positions = self.positions.clone().slice([0..s, 0..h]).unsqueeze::<3>();
         let x = words + positions + self.token_type.clone().unsqueeze::<3>();
         let mut x = self.embed_norm.forward(x);
-        // Padding gets the lowest float, as transformers adds it, before the softmax.
-        let bias = (mask.ones_like() - mask) * f32::MIN;
+        // Padding keys get no weight (transformers adds the lowest float to their scores; the
+        // softmax gives both exactly 0).
+        let padding = mask.lower_elem(0.5);
         for layer in &self.layers {
-            let attended = layer.attention.forward(x.clone(), Some(bias.clone()));
+            let attended = layer.attention.forward(x.clone(), Some(padding.clone()));
             x = layer.attention_norm.forward(attended + x);
-            let inner = activation::gelu(layer.intermediate.forward(x.clone()));
+            let inner = gelu(layer.intermediate.forward(x.clone()));
             x = layer.output_norm.forward(layer.output.forward(inner) + x);
         }
         let pooled = self.pooler.as_ref().map(|p| {

@@ -13,7 +13,7 @@ use burn::prelude::*;
 use burn::tensor::activation;
 
 use super::folder::ModelFolder;
-use super::layers::{LayerNorm, Linear, SelfAttention};
+use super::layers::{LayerNorm, Linear, SelfAttention, gelu};
 use super::resize;
 
 enum Mlp<B: Backend> {
@@ -156,8 +156,8 @@ impl<B: Backend> Dinov2<B> {
             let linear = |f: &mut ModelFolder, new: &str, old: &str, a, b, bias| {
                 Linear::load(f, &n(new, old), a, b, bias, device)
             };
-            let attention = SelfAttention {
-                query: linear(
+            let attention = SelfAttention::new(
+                linear(
                     &mut f,
                     "attention.q_proj",
                     "attention.attention.query",
@@ -165,7 +165,7 @@ impl<B: Backend> Dinov2<B> {
                     hidden,
                     qkv_bias,
                 )?,
-                key: linear(
+                linear(
                     &mut f,
                     "attention.k_proj",
                     "attention.attention.key",
@@ -173,7 +173,7 @@ impl<B: Backend> Dinov2<B> {
                     hidden,
                     qkv_bias,
                 )?,
-                value: linear(
+                linear(
                     &mut f,
                     "attention.v_proj",
                     "attention.attention.value",
@@ -181,7 +181,7 @@ impl<B: Backend> Dinov2<B> {
                     hidden,
                     qkv_bias,
                 )?,
-                output: linear(
+                linear(
                     &mut f,
                     "attention.o_proj",
                     "attention.output.dense",
@@ -190,7 +190,7 @@ impl<B: Backend> Dinov2<B> {
                     true,
                 )?,
                 heads,
-            };
+            );
             let mlp = if swiglu {
                 // transformers: int(int(hidden * mlp_ratio) * 2 / 3) rounded up to a multiple of 8.
                 let hidden_features = (inner * 2 / 3).div_ceil(8) * 8;
@@ -334,7 +334,7 @@ impl<B: Backend> Dinov2<B> {
             x = x + attended * block.scale1.clone().unsqueeze();
             let normed = block.norm2.forward(x.clone());
             let mlp = match &block.mlp {
-                Mlp::Gelu { fc1, fc2 } => fc2.forward(activation::gelu(fc1.forward(normed))),
+                Mlp::Gelu { fc1, fc2 } => fc2.forward(gelu(fc1.forward(normed))),
                 Mlp::SwiGlu { gate, up, down } => down
                     .forward(activation::silu(gate.forward(normed.clone())) * up.forward(normed)),
             };
