@@ -167,9 +167,11 @@ impl<B: Backend> Bert<B> {
         let mut x = self.embed_norm.forward(x);
         // Padding keys get no weight (transformers adds the lowest float to their scores; the
         // softmax gives both exactly 0).
-        let padding = mask.lower_elem(0.5);
+        // A batch without padding skips the mask (applying it costs a pass over every score).
+        let padded = mask.clone().min().into_scalar().elem::<f32>() < 0.5;
+        let padding = padded.then(|| mask.lower_elem(0.5));
         for layer in &self.layers {
-            let attended = layer.attention.forward(x.clone(), Some(padding.clone()));
+            let attended = layer.attention.forward(x.clone(), padding.clone());
             x = layer.attention_norm.forward(attended + x);
             let inner = gelu(layer.intermediate.forward(x.clone()));
             x = layer.output_norm.forward(layer.output.forward(inner) + x);
