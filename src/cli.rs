@@ -207,7 +207,9 @@ pub enum EmbedCommand {
         embedder's fingerprint (weights hash, preprocessing, pooling) in `source_hash`; a \
         name the store holds with another fingerprint is refused.",
         after_help = "Examples:\n  xp embed images --model ~/models/dinov2-base\n  \
-        xp embed images --model ~/models/dinov2-base --pool mean --videos 298,299\n\
+        xp embed images --model ~/models/dinov2-base --pool mean --videos 298,299\n  \
+        xp embed images --model ~/models/dinov2-base --sql \"SELECT video_id FROM videos WHERE \
+        subject_id < 10\"\n\
         Then name the vectors in an experiment: model.image.embedding: dinov2-base"
     )]
     Images {
@@ -222,9 +224,8 @@ pub enum EmbedCommand {
         /// tokens, or both concatenated.
         #[arg(long, value_enum, default_value = "cls")]
         pool: crate::embed::images::ImagePooling,
-        /// Only these videos (comma-separated ids).
-        #[arg(long, value_delimiter = ',')]
-        videos: Option<Vec<i32>>,
+        #[command(flatten)]
+        scope: EmbedScope,
         /// Crops per forward pass.
         #[arg(long, default_value_t = 16)]
         batch: usize,
@@ -264,10 +265,24 @@ pub enum EmbedCommand {
         /// With --per video: whose turns the video's text joins.
         #[arg(long, value_enum, default_value = "all")]
         speakers: crate::embed::texts::TextSpeakers,
-        /// Only these videos (comma-separated ids).
-        #[arg(long, value_delimiter = ',')]
-        videos: Option<Vec<i32>>,
+        #[command(flatten)]
+        scope: EmbedScope,
     },
+}
+
+/// Which videos `xp embed` reads, and where its encoder runs.
+#[derive(Debug, clap::Args)]
+pub struct EmbedScope {
+    /// Only these videos (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub videos: Option<Vec<i32>>,
+    /// Only the videos a read-only SQL query returns, its first column holding video ids,
+    /// e.g. "SELECT video_id FROM videos WHERE label = 'lose'" (with --videos: those in both).
+    #[arg(long, value_name = "QUERY")]
+    pub sql: Option<String>,
+    /// Where the encoder runs (cuda needs a build with --features cuda).
+    #[arg(long, value_enum, default_value_t = crate::device::Device::Cpu)]
+    pub device: crate::device::Device,
 }
 
 #[derive(Debug, Subcommand)]
@@ -531,8 +546,8 @@ pub struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
     /// Where training runs (cuda needs a build with --features cuda).
-    #[arg(long, value_enum, default_value_t = crate::experiment::runner::Device::Cpu)]
-    pub device: crate::experiment::runner::Device,
+    #[arg(long, value_enum, default_value_t = crate::device::Device::Cpu)]
+    pub device: crate::device::Device,
     /// Train this many runs at once, each in its own process with an equal share of the CPU
     /// cores; each run commits its results as it finishes, and its numbers are the same as
     /// when runs train one at a time. Pays off for small models, whose matrix products are

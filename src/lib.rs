@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod dataset;
 pub mod demo;
+pub mod device;
 pub mod embed;
 pub mod experiment;
 pub mod fault;

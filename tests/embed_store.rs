@@ -288,3 +288,89 @@ fn each_distinct_text_is_encoded_once_and_an_edited_transcript_re_embeds_its_vid
     );
     assert!(out.contains("trained 1 runs"), "{out}");
 }
+
+/// Runs `xp embed text` expecting exit code 1 and an error that mentions each of `needles`;
+/// the store must be byte-for-byte as it was.
+fn embed_text_refused(store: &Path, extra: &[&str], needles: &[&str]) {
+    let model = bert();
+    let mut args = vec!["embed", "text", "--model", model.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let before = fingerprint(store);
+    let out = xp_out(store, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "{args:?}: `{needle}` not in: {err}");
+    }
+    assert_eq!(before, fingerprint(store), "{args:?} changed the store");
+}
+
+#[test]
+fn a_query_picks_the_videos_and_bad_text_input_leaves_the_store_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    // The videos a query returns, and only those.
+    let query = "SELECT video_id FROM transcripts GROUP BY video_id ORDER BY video_id DESC LIMIT 2";
+    assert_eq!(embed_text(&store, &["--sql", query]).0, 2);
+    let picked = xp_ok(&store, &["sql", query, "--format", "csv"]);
+    let stored = xp_ok(
+        &store,
+        &[
+            "sql",
+            "SELECT DISTINCT video_id FROM text_embeddings WHERE model = 'bert-tiny' \
+             ORDER BY video_id DESC",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(picked, stored);
+    // With --videos: the videos in both.
+    let first = picked.lines().nth(1).unwrap().trim().to_string();
+    let second = picked.lines().nth(2).unwrap().trim().to_string();
+    let both = format!("{first},1");
+    let (done, _, _) = embed_text(
+        &store,
+        &["--sql", query, "--videos", &both, "--pool", "mean"],
+    );
+    assert_eq!(done, 1);
+    assert_eq!(
+        sql_one(
+            &store,
+            "SELECT MIN(video_id) FROM text_embeddings WHERE model = 'bert-tiny-mean'"
+        ),
+        first
+    );
+
+    // A query whose first column does not hold video ids, or that selects nothing.
+    embed_text_refused(
+        &store,
+        &["--sql", "SELECT gender FROM videos"],
+        &["--sql", "`gender`", "video ids"],
+    );
+    embed_text_refused(
+        &store,
+        &["--sql", "SELECT video_id FROM videos WHERE video_id < 0"],
+        &["no video selected"],
+    );
+    embed_text_refused(&store, &["--sql", "DROP TABLE videos"], &["read-only"]);
+
+    // A video whose transcript has no interviewee turns has no interviewee text to embed:
+    // refused by name before anything is written, the other videos included.
+    let dir = tmp.path().join("interviewer_only").join(&second);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("interviewer.srt"),
+        "1\n00:00:01,000 --> 00:00:02,000\nHow did the match go?\n",
+    )
+    .unwrap();
+    xp_ok(&store, &["ingest", "transcripts", dir.to_str().unwrap()]);
+    embed_text_refused(
+        &store,
+        &["--per", "video", "--speakers", "interviewee"],
+        &[&format!("video {second}"), "no words of the interviewee"],
+    );
+
+    // A device this build cannot use.
+    #[cfg(not(feature = "cuda"))]
+    embed_text_refused(&store, &["--device", "cuda"], &["built without CUDA"]);
+}

@@ -55,14 +55,15 @@ fn embed_cmd(root: &Path, cmd: crate::cli::EmbedCommand, progress: Progress) -> 
             model,
             name,
             pool,
-            videos,
+            scope,
             batch,
         } => {
             let options = crate::embed::images::EmbedImagesOptions {
                 model_dir: model,
                 name,
                 pool,
-                videos,
+                videos: videos_in_scope(root, &scope)?,
+                device: scope.device,
                 batch,
                 videos_per_commit: 8,
                 progress,
@@ -87,7 +88,7 @@ fn embed_cmd(root: &Path, cmd: crate::cli::EmbedCommand, progress: Progress) -> 
             pool,
             per,
             speakers,
-            videos,
+            scope,
         } => {
             let options = crate::embed::texts::EmbedTextOptions {
                 model_dir: model,
@@ -95,7 +96,8 @@ fn embed_cmd(root: &Path, cmd: crate::cli::EmbedCommand, progress: Progress) -> 
                 pool,
                 per,
                 speakers,
-                videos,
+                videos: videos_in_scope(root, &scope)?,
+                device: scope.device,
                 videos_per_commit: 8,
                 progress,
             };
@@ -115,6 +117,59 @@ fn embed_cmd(root: &Path, cmd: crate::cli::EmbedCommand, progress: Progress) -> 
         }
     }
     Ok(0)
+}
+
+/// The videos `--videos` and `--sql` select (both: those in both), or None for every video.
+fn videos_in_scope(root: &Path, scope: &crate::cli::EmbedScope) -> Result<Option<Vec<i32>>> {
+    let Some(query) = &scope.sql else {
+        return Ok(scope.videos.clone());
+    };
+    let store = Store::open(root)?;
+    let head = store.head()?;
+    let (schema, batches) = runtime()?.block_on(async {
+        let ctx = crate::query::session(&store, &head.snapshot.id()).await?;
+        crate::query::run(&ctx, query).await
+    })?;
+    let first = schema
+        .fields()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("--sql: the query returns no columns"))?;
+    if !first.data_type().is_integer() {
+        bail!(
+            "--sql: the first column, `{}`, is {}: it must hold video ids (integers)",
+            first.name(),
+            first.data_type()
+        );
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for b in &batches {
+        let column = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Int32)?;
+        let column = arrow::array::AsArray::as_primitive::<arrow::datatypes::Int32Type>(&column);
+        // A null, or (after the cast) a value beyond 32 bits.
+        if arrow::array::Array::null_count(column) > 0 {
+            bail!(
+                "--sql: the first column, `{}`, holds a null or a number too large for a \
+                 video id",
+                first.name()
+            );
+        }
+        ids.extend(column.values().iter().copied());
+    }
+    let mut ids: Vec<i32> = ids.into_iter().collect();
+    if let Some(only) = &scope.videos {
+        ids.retain(|v| only.contains(v));
+    }
+    if ids.is_empty() {
+        bail!(
+            "--sql{}: no video selected",
+            if scope.videos.is_some() {
+                " with --videos"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(Some(ids))
 }
 
 /// The first 12 characters of an id, as the tables show it.

@@ -24,11 +24,10 @@ use burn::prelude::*;
 
 use super::dinov2::Dinov2;
 use super::preprocess::ImageProcessor;
+use crate::device::{BackendJob, Device, on_device};
 use crate::ingest::embeddings::{self, VectorKind, VectorOptions, VideoVectors};
 use crate::progress::Progress;
 use crate::store::{Head, PartRef, Store, TableChange, Transaction, part};
-
-type Cpu = crate::train::CpuBackend;
 
 /// A decoded RGB image: pixels `[height, width, 3]`, height, width.
 type Rgb = (Vec<u8>, usize, usize);
@@ -63,6 +62,8 @@ pub struct EmbedImagesOptions {
     pub pool: ImagePooling,
     /// Only these videos (default: every video with crops).
     pub videos: Option<Vec<i32>>,
+    /// Where the encoder runs.
+    pub device: Device,
     /// Crops per forward pass.
     pub batch: usize,
     /// Videos per commit.
@@ -97,15 +98,15 @@ fn default_name(dir: &Path, pool: ImagePooling) -> String {
 }
 
 /// The encoder with its preprocessing, counting the images it encodes.
-struct Encoder {
-    model: Dinov2<Cpu>,
+struct Encoder<B: Backend> {
+    model: Dinov2<B>,
     processor: ImageProcessor,
     pool: ImagePooling,
-    device: <Cpu as burn::tensor::backend::BackendTypes>::Device,
+    device: B::Device,
     encoded: u64,
 }
 
-impl Encoder {
+impl<B: Backend> Encoder<B> {
     fn dim(&self) -> usize {
         match self.pool {
             ImagePooling::Both => 2 * self.model.hidden,
@@ -134,7 +135,7 @@ impl Encoder {
                 for &i in chunk {
                     flat.extend_from_slice(&prepared[i].0);
                 }
-                let pixels = Tensor::<Cpu, 4>::from_data(
+                let pixels = Tensor::<B, 4>::from_data(
                     TensorData::new(flat, [chunk.len(), 3, h, w]),
                     &self.device,
                 );
@@ -237,7 +238,12 @@ fn decode_crops(
                     continue;
                 }
                 let image = image::load_from_memory(bytes.value(i))
-                    .with_context(|| format!("crop {hash} does not decode as an image"))?
+                    .with_context(|| {
+                        format!(
+                            "crop {hash} in the store does not decode as an image (ingest \
+                             decodes every crop, so the stored copy is damaged: run `xp verify`)"
+                        )
+                    })?
                     .to_rgb8();
                 let (w, h) = image.dimensions();
                 out.insert(hash.to_string(), (image.into_raw(), h as usize, w as usize));
@@ -254,10 +260,27 @@ fn decode_crops(
 
 /// Embeds the crops of the store's videos (see the module documentation).
 pub fn embed_images(store_root: &Path, options: &EmbedImagesOptions) -> Result<EmbedSummary> {
+    on_device(options.device, Job(store_root, options))
+}
+
+struct Job<'a>(&'a Path, &'a EmbedImagesOptions);
+
+impl BackendJob for Job<'_> {
+    type Output = EmbedSummary;
+    fn run<B: Backend>(self, device: &B::Device) -> Result<EmbedSummary> {
+        embed_on::<B>(self.0, self.1, device)
+    }
+}
+
+fn embed_on<B: Backend>(
+    store_root: &Path,
+    options: &EmbedImagesOptions,
+    device: &B::Device,
+) -> Result<EmbedSummary> {
     let start = Instant::now();
     let store = Store::open(store_root)?;
-    let device = Default::default();
-    let model = Dinov2::<Cpu>::load(&options.model_dir, &device)?;
+    let device = device.clone();
+    let model = Dinov2::<B>::load(&options.model_dir, &device)?;
     let processor = ImageProcessor::load(&options.model_dir)?;
     let fingerprint = {
         let mut h = blake3::Hasher::new();

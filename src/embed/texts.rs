@@ -18,13 +18,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Float32Type, Int32Type};
+use burn::tensor::backend::Backend;
 
 use super::bert::{Bert, TextPooling, Tokenizer};
+use crate::device::{BackendJob, Device, on_device};
 use crate::ingest::embeddings::{VectorKind, VectorOptions, VideoVectors};
 use crate::progress::Progress;
 use crate::store::{Head, PartRef, Store, TableChange, Transaction, part};
-
-type Cpu = crate::train::CpuBackend;
 
 /// What one vector covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,6 +48,8 @@ pub struct EmbedTextOptions {
     pub per: TextUnit,
     pub speakers: TextSpeakers,
     pub videos: Option<Vec<i32>>,
+    /// Where the encoder runs.
+    pub device: Device,
     pub videos_per_commit: usize,
     pub progress: Progress,
 }
@@ -91,13 +93,24 @@ fn transcript(
     Ok(out)
 }
 
-/// The texts to embed for one video: (segment or None for the whole video, text).
+/// The texts to embed for one video: (segment or None for the whole video, text). A blank
+/// text is an error (BERT would embed its two special tokens alone, a vector that says
+/// nothing), named by video and segment; it is found before anything is committed.
 fn units(
+    video: i32,
     rows: &[(i32, Option<String>, String)],
     options: &EmbedTextOptions,
-) -> Vec<(Option<i32>, String)> {
+) -> Result<Vec<(Option<i32>, String)>> {
     match options.per {
-        TextUnit::Segment => rows.iter().map(|(s, _, t)| (Some(*s), t.clone())).collect(),
+        TextUnit::Segment => {
+            if let Some((s, _, _)) = rows.iter().find(|(_, _, t)| t.trim().is_empty()) {
+                bail!(
+                    "video {video}, transcript segment {s}: the text is empty, nothing to embed \
+                     (fix the transcript and ingest it again, or leave the video out)"
+                );
+            }
+            Ok(rows.iter().map(|(s, _, t)| (Some(*s), t.clone())).collect())
+        }
         TextUnit::Video => {
             let words: Vec<&str> = rows
                 .iter()
@@ -108,10 +121,16 @@ fn units(
                 .filter(|t| !t.is_empty())
                 .collect();
             if words.is_empty() {
-                Vec::new()
-            } else {
-                vec![(None, words.join(" "))]
+                let whose = match options.speakers {
+                    TextSpeakers::All => "",
+                    TextSpeakers::Interviewee => " of the interviewee",
+                };
+                bail!(
+                    "video {video}: the transcript has no words{whose}, nothing to embed (use \
+                     --speakers all, or leave the video out)"
+                );
             }
+            Ok(vec![(None, words.join(" "))])
         }
     }
 }
@@ -151,11 +170,28 @@ fn read_rows(store: &Store, file: &str) -> Result<Vec<StoredText>> {
     Ok(out)
 }
 
+/// Embeds the transcripts of the store's videos (see the module documentation).
 pub fn embed_text(store_root: &Path, options: &EmbedTextOptions) -> Result<EmbedTextSummary> {
+    on_device(options.device, Job(store_root, options))
+}
+
+struct Job<'a>(&'a Path, &'a EmbedTextOptions);
+
+impl BackendJob for Job<'_> {
+    type Output = EmbedTextSummary;
+    fn run<B: Backend>(self, device: &B::Device) -> Result<EmbedTextSummary> {
+        embed_on::<B>(self.0, self.1, device)
+    }
+}
+
+fn embed_on<B: Backend>(
+    store_root: &Path,
+    options: &EmbedTextOptions,
+    device: &B::Device,
+) -> Result<EmbedTextSummary> {
     let start = Instant::now();
     let store = Store::open(store_root)?;
-    let device = Default::default();
-    let model = Bert::<Cpu>::load(&options.model_dir, &device)?;
+    let model = Bert::<B>::load(&options.model_dir, device)?;
     let tokenizer = Tokenizer::load(&options.model_dir)?;
     let tokenizer_bytes = std::fs::read(options.model_dir.join("tokenizer.json"))
         .context("cannot read tokenizer.json")?;
@@ -219,7 +255,7 @@ pub fn embed_text(store_root: &Path, options: &EmbedTextOptions) -> Result<Embed
     let source_of = |text: &str| format!("{embedder}:{}", text_hash(text));
     let mut todo = Vec::new();
     for &v in &videos {
-        let wanted = units(&transcript(&store, &head, v)?, options);
+        let wanted = units(v, &transcript(&store, &head, v)?, options)?;
         let current = match stored.get(&v) {
             Some(file) => read_rows(&store, file)?
                 .iter()
@@ -227,7 +263,7 @@ pub fn embed_text(store_root: &Path, options: &EmbedTextOptions) -> Result<Embed
                 .eq(wanted.iter().map(|(s, t)| (*s, source_of(t)))),
             None => false,
         };
-        if current || wanted.is_empty() {
+        if current {
             summary.videos_skipped += 1;
         } else {
             todo.push((v, wanted));
@@ -362,4 +398,42 @@ fn stage_with_sources(
     columns[column] = std::sync::Arc::new(arrow::array::StringArray::from_iter_values(sources));
     let batch = arrow::array::RecordBatch::try_new(batch.schema(), columns)?;
     stager.stage(key, &batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(per: TextUnit, speakers: TextSpeakers) -> EmbedTextOptions {
+        EmbedTextOptions {
+            model_dir: PathBuf::new(),
+            name: None,
+            pool: TextPooling::Cls,
+            per,
+            speakers,
+            videos: None,
+            device: Device::Cpu,
+            videos_per_commit: 8,
+            progress: Progress::new(true),
+        }
+    }
+
+    #[test]
+    fn a_blank_segment_is_refused_by_video_and_segment() {
+        let rows = vec![
+            (
+                0,
+                Some("interviewee".to_string()),
+                "Fine, thanks.".to_string(),
+            ),
+            (1, Some("interviewer".to_string()), " \t".to_string()),
+        ];
+        let err = units(7, &rows, &options(TextUnit::Segment, TextSpeakers::All))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("video 7, transcript segment 1"), "{err}");
+        // Per video the blank turn adds nothing, and the rest is embedded.
+        let whole = units(7, &rows, &options(TextUnit::Video, TextSpeakers::All)).unwrap();
+        assert_eq!(whole, vec![(None, "Fine, thanks.".to_string())]);
+    }
 }

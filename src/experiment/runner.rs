@@ -15,21 +15,7 @@ use crate::progress::Progress;
 use crate::store::{Store, TableChange, Transaction};
 use crate::train::{self, EpochLog, StageOne, TrainObserver};
 
-/// Where training runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Device {
-    Cpu,
-    Cuda,
-}
-
-impl Device {
-    pub fn name(self) -> &'static str {
-        match self {
-            Device::Cpu => "cpu",
-            Device::Cuda => "cuda",
-        }
-    }
-}
+pub use crate::device::Device;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -266,14 +252,40 @@ pub fn train_one(
     device: Device,
     observer: &dyn TrainObserver,
 ) -> Result<train::TrainOutcome> {
-    let (config, seed) = (&plan.run.config, plan.run.seed);
-    match device {
-        Device::Cpu => {
-            type B = burn::backend::Autodiff<train::CpuBackend>;
-            let dev = Default::default();
-            train::train::<B>(splits, config, seed, stage_one, &dev, observer)
-        }
-        Device::Cuda => train_cuda(splits, plan, stage_one, observer),
+    crate::device::on_device(
+        device,
+        TrainJob {
+            splits,
+            plan,
+            stage_one,
+            observer,
+        },
+    )
+}
+
+/// One run's training, on whichever backend.
+struct TrainJob<'a> {
+    splits: &'a Splits,
+    plan: &'a RunPlan,
+    stage_one: &'a StageOne,
+    observer: &'a dyn TrainObserver,
+}
+
+impl crate::device::BackendJob for TrainJob<'_> {
+    type Output = train::TrainOutcome;
+    fn run<B: burn::tensor::backend::Backend>(
+        self,
+        device: &B::Device,
+    ) -> Result<train::TrainOutcome> {
+        let run = &self.plan.run;
+        train::train::<burn::backend::Autodiff<B>>(
+            self.splits,
+            &run.config,
+            run.seed,
+            self.stage_one,
+            device,
+            self.observer,
+        )
     }
 }
 
@@ -298,74 +310,6 @@ pub fn stage_one_weights(
         out.insert(*m, weights);
     }
     Ok(out)
-}
-
-#[cfg(feature = "cuda")]
-fn train_cuda(
-    splits: &Splits,
-    plan: &RunPlan,
-    stage_one: &StageOne,
-    observer: &dyn TrainObserver,
-) -> Result<train::TrainOutcome> {
-    type B = burn::backend::Autodiff<burn::backend::Cuda>;
-    // The CUDA runtime reports a missing GPU or driver by panicking, first in its worker
-    // thread (with the driver's reason), then in ours. Keep the first message quietly and turn
-    // it into an error the user can act on, instead of two panics and their backtraces.
-    let first: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
-    let seen = std::sync::Arc::clone(&first);
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.is_none() {
-            *seen = Some(panic_text(info.payload()));
-        }
-    }));
-    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let dev = burn::backend::cuda::CudaDevice::default();
-        train::train::<B>(
-            splits,
-            &plan.run.config,
-            plan.run.seed,
-            stage_one,
-            &dev,
-            observer,
-        )
-    }));
-    std::panic::set_hook(previous);
-    match attempt {
-        Ok(result) => result,
-        Err(panic) => {
-            let why = first
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .unwrap_or_else(|| panic_text(panic.as_ref()));
-            bail!(
-                "the CUDA backend failed ({why}): is there an NVIDIA GPU with its driver, and \
-                 CUDA_PATH pointing at a CUDA toolkit?"
-            )
-        }
-    }
-}
-
-/// The message of a panic payload.
-#[cfg(feature = "cuda")]
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown failure".into())
-}
-
-#[cfg(not(feature = "cuda"))]
-fn train_cuda(
-    _: &Splits,
-    _: &RunPlan,
-    _: &StageOne,
-    _: &dyn TrainObserver,
-) -> Result<train::TrainOutcome> {
-    bail!("this xp was built without CUDA: rebuild with `cargo build --release --features cuda`")
 }
 
 /// The key under which loaded datasets are shared between runs: the settings that shape them.
