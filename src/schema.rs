@@ -32,6 +32,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("metrics", include_str!("../schemas/metrics.yaml")),
     ("predictions", include_str!("../schemas/predictions.yaml")),
     ("weights", include_str!("../schemas/weights.yaml")),
+    ("embedders", include_str!("../schemas/embedders.yaml")),
 ];
 
 /// How a table's rows are split into Parquet parts.
@@ -47,6 +48,8 @@ pub enum Layout {
     Content,
     /// Experiment results: one part per run, keyed `run=<id>`.
     PerRun,
+    /// One part per vector name (`embedders`), keyed `vectors=<table>/model=<name>`.
+    PerModel,
     /// Not stored: built into xp and registered for SQL only.
     Builtin,
 }

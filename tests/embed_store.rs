@@ -152,6 +152,41 @@ fn each_distinct_crop_is_encoded_once_and_never_again() {
         "{rows}"
     );
 
+    // Each name's embedder is recorded: the weights file's blake3 (hashed here, independently),
+    // the pooling, and a fingerprint that every one of its vector rows carries.
+    let weights = blake3::hash(&std::fs::read(model().join("model.safetensors")).unwrap());
+    let recorded = xp_ok(
+        &store,
+        &[
+            "sql",
+            "SELECT model, architecture, weights_hash, pooling, unit, dim FROM embedders \
+             WHERE vectors = 'embeddings' ORDER BY model",
+            "--format",
+            "csv",
+        ],
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(model().join("config.json")).unwrap()).unwrap();
+    let hidden = &config["hidden_size"];
+    assert_eq!(
+        recorded.lines().skip(1).collect::<Vec<_>>(),
+        vec![
+            format!("dinov2-tiny,dinov2,{},cls,crop,{hidden}", weights.to_hex()),
+            format!(
+                "dinov2-tiny-mean,dinov2,{},mean,crop,{hidden}",
+                weights.to_hex()
+            ),
+        ],
+        "{recorded}"
+    );
+    let unmatched = sql_one(
+        &store,
+        "SELECT COUNT(*) FROM embeddings e LEFT JOIN embedders d \
+         ON d.vectors = 'embeddings' AND d.model = e.model AND d.fingerprint = e.source_hash \
+         WHERE e.model LIKE 'dinov2-tiny%' AND d.model IS NULL",
+    );
+    assert_eq!(unmatched, "0");
+
     // A folder without weights: the file and the model to get are named; nothing changes.
     let empty = tmp.path().join("no-weights");
     std::fs::create_dir_all(&empty).unwrap();
@@ -228,6 +263,21 @@ fn each_distinct_text_is_encoded_once_and_an_edited_transcript_re_embeds_its_vid
         .unwrap();
     assert_eq!(embed_text(&store, &[]), (videos, texts, 0));
     assert_eq!(embed_text(&store, &[]), (0, 0, 0));
+    let unmatched = sql_one(
+        &store,
+        "SELECT COUNT(*) FROM text_embeddings e LEFT JOIN embedders d \
+         ON d.vectors = 'text_embeddings' AND d.model = e.model \
+         AND e.source_hash LIKE d.fingerprint || ':%' \
+         WHERE e.model = 'bert-tiny' AND d.model IS NULL",
+    );
+    assert_eq!(unmatched, "0");
+    assert_eq!(
+        sql_one(
+            &store,
+            "SELECT pooling || ' ' || unit FROM embedders WHERE model = 'bert-tiny'"
+        ),
+        "cls segment"
+    );
     assert_eq!(
         sql_one(
             &store,

@@ -511,6 +511,7 @@ fn schema(table: Option<&str>) -> Result<i32> {
             crate::schema::Layout::Whole => "stored as one part",
             crate::schema::Layout::PerVideo => "stored as one part per video",
             crate::schema::Layout::PerRun => "experiment results, one part per run",
+            crate::schema::Layout::PerModel => "one part per vector name",
             crate::schema::Layout::Content => "content-addressed, parts only ever added",
             crate::schema::Layout::Builtin => "built into xp, not stored",
         };

@@ -8,10 +8,11 @@
 //! nothing. Videos are committed a few at a time: a killed run keeps what it committed and
 //! the next run resumes after it.
 //!
-//! Provenance: every row's `source_hash` is the embedder's fingerprint, the blake3 of the
-//! weights file's hash, the image processor settings and the pooling; a model name that the
-//! store holds with another fingerprint is refused (give the new vectors another `--name`),
-//! so vectors of two weights or poolings never mix under one name.
+//! Provenance: each commit writes the `embedders` row of the name (architecture, weights and
+//! config hashes, image processor settings, pooling), and every vector row's `source_hash` is
+//! that row's fingerprint. A name that the store holds with another fingerprint is refused
+//! (give the new vectors another `--name`), so vectors of two weights, configs or poolings
+//! never mix under one name.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use burn::prelude::*;
 
 use super::dinov2::Dinov2;
 use super::preprocess::ImageProcessor;
+use super::provenance::{self, Embedder};
 use crate::device::{BackendJob, Device, on_device};
 use crate::ingest::embeddings::{self, VectorKind, VectorOptions, VideoVectors};
 use crate::progress::Progress;
@@ -282,18 +284,25 @@ fn embed_on<B: Backend>(
     let device = device.clone();
     let model = Dinov2::<B>::load(&options.model_dir, &device)?;
     let processor = ImageProcessor::load(&options.model_dir)?;
-    let fingerprint = {
-        let mut h = blake3::Hasher::new();
-        h.update(b"dinov2\0");
-        h.update(model.weights_hash.as_bytes());
-        h.update(processor.canonical().as_bytes());
-        h.update(options.pool.name().as_bytes());
-        h.finalize().to_hex().to_string()
-    };
     let name = options
         .name
         .clone()
         .unwrap_or_else(|| default_name(&options.model_dir, options.pool));
+    let embedder = Embedder {
+        vectors: "embeddings",
+        model: name.clone(),
+        architecture: "dinov2",
+        weights_hash: model.weights_hash.clone(),
+        config_hash: provenance::config_hash(&options.model_dir)?,
+        preprocessing: processor.canonical(),
+        pooling: options.pool.name(),
+        unit: "crop",
+        dim: match options.pool {
+            ImagePooling::Both => 2 * model.hidden,
+            _ => model.hidden,
+        },
+    };
+    let fingerprint = embedder.fingerprint();
     let mut encoder = Encoder {
         model,
         processor,
@@ -423,11 +432,15 @@ fn embed_on<B: Backend>(
                 &fingerprint,
             )?);
         }
+        let provenance = embedder.stage(txn.stager())?;
         txn.commit("embed images", |_, _| {
-            Ok(vec![TableChange {
-                table: "embeddings".into(),
-                parts: parts.clone(),
-            }])
+            Ok(vec![
+                TableChange {
+                    table: "embeddings".into(),
+                    parts: parts.clone(),
+                },
+                Embedder::change(&provenance),
+            ])
         })?;
         summary.videos_done += chunk.len();
         bar.inc(chunk.len() as u64);

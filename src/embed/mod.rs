@@ -9,6 +9,7 @@
 //! - [`folder`]: reading a model folder (config, weights, the file a user must fetch).
 //! - [`layers`]: linear, LayerNorm and attention from PyTorch-layout tensors.
 //! - [`resize`]: PyTorch's bicubic resampling of the position-embedding grid.
+//! - [`provenance`]: the `embedders` row that says how a set of vectors was made.
 
 pub mod bert;
 pub mod dinov2;
@@ -16,6 +17,7 @@ pub mod folder;
 pub mod images;
 pub mod layers;
 pub mod preprocess;
+pub mod provenance;
 pub mod resize;
 pub mod texts;
 

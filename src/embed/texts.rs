@@ -4,9 +4,9 @@
 //! Per segment (every segment, whoever speaks: the trainer's `speakers: interviewee` picks the
 //! interviewee's later) or per video (the transcript's segments joined by spaces: all speakers,
 //! or only the interviewee's turns). Texts longer than the model takes are read in overlapping
-//! windows ([`Bert::embed_text`]). Each row's `source_hash` is `<embedder>:<text>`: the
-//! embedder's fingerprint (weights hash, tokenizer file, pooling) and the blake3 of the text it
-//! embedded. So a video whose stored rows name exactly its current texts is skipped (re-running
+//! windows ([`Bert::embed_text`]). Each commit writes the name's `embedders` row (weights,
+//! config and tokenizer hashes, windowing, pooling, unit), and each vector row's `source_hash` is
+//! `<embedder>:<text>`: that row's fingerprint and the blake3 of the text it embedded. So a video whose stored rows name exactly its current texts is skipped (re-running
 //! encodes nothing; an edited transcript re-embeds that video), a text this name has embedded
 //! anywhere is reused rather than encoded, and a name the store holds with another embedder is
 //! refused.
@@ -21,6 +21,7 @@ use arrow::datatypes::{Float32Type, Int32Type};
 use burn::tensor::backend::Backend;
 
 use super::bert::{Bert, TextPooling, Tokenizer};
+use super::provenance::{self, Embedder};
 use crate::device::{BackendJob, Device, on_device};
 use crate::ingest::embeddings::{VectorKind, VectorOptions, VideoVectors};
 use crate::progress::Progress;
@@ -199,14 +200,7 @@ fn embed_on<B: Backend>(
         TextPooling::Cls => "cls",
         TextPooling::Mean => "mean",
     };
-    let embedder = {
-        let mut h = blake3::Hasher::new();
-        h.update(b"bert\0");
-        h.update(model.weights_hash.as_bytes());
-        h.update(blake3::hash(&tokenizer_bytes).as_bytes());
-        h.update(pool_name.as_bytes());
-        h.finalize().to_hex().to_string()
-    };
+
     let name = options.name.clone().unwrap_or_else(|| {
         let base = options
             .model_dir
@@ -226,6 +220,28 @@ fn embed_on<B: Backend>(
         name
     });
     let dim = model.hidden;
+    let record = Embedder {
+        vectors: "text_embeddings",
+        model: name.clone(),
+        architecture: "bert",
+        weights_hash: model.weights_hash.clone(),
+        config_hash: provenance::config_hash(&options.model_dir)?,
+        preprocessing: format!(
+            "tokenizer.json {}; texts over {} tokens: windows of {} every {}, mean of their vectors",
+            blake3::hash(&tokenizer_bytes).to_hex(),
+            model.max_positions,
+            model.max_positions - 2,
+            (model.max_positions - 2) / 2
+        ),
+        pooling: pool_name,
+        unit: match (options.per, options.speakers) {
+            (TextUnit::Segment, _) => "segment",
+            (TextUnit::Video, TextSpeakers::All) => "video",
+            (TextUnit::Video, TextSpeakers::Interviewee) => "video-interviewee",
+        },
+        dim,
+    };
+    let embedder = record.fingerprint();
     let head = store.head()?;
     let stored =
         crate::dataset::parts_by_video(&store, &head.snapshot, "text_embeddings", Some(&name))?;
@@ -363,11 +379,15 @@ fn embed_on<B: Backend>(
                 &sources,
             )?);
         }
+        let provenance = record.stage(txn.stager())?;
         txn.commit("embed text", |_, _| {
-            Ok(vec![TableChange {
-                table: "text_embeddings".into(),
-                parts: parts.clone(),
-            }])
+            Ok(vec![
+                TableChange {
+                    table: "text_embeddings".into(),
+                    parts: parts.clone(),
+                },
+                Embedder::change(&provenance),
+            ])
         })?;
         summary.videos_done += chunk.len();
         bar.inc(chunk.len() as u64);
