@@ -83,6 +83,39 @@ fn dinov2_matches_transformers_at_the_trained_and_at_other_grids() {
 }
 
 #[test]
+fn dinov2_with_registers_matches_transformers_and_its_patch_mean_leaves_the_registers_out() {
+    let device = Default::default();
+    let model = Dinov2::<B>::load(&fixtures().join("dinov2-tiny-registers"), &device).unwrap();
+    let cases = Cases::load();
+    // Grids resampled up and down go through the antialiased bicubic of this variant.
+    for case in ["same", "up", "down", "odd"] {
+        let (pixels, shape) = cases.f32(&format!("dinov2.pixels_{case}"));
+        let shape: [usize; 4] = shape.try_into().unwrap();
+        let out = model.forward(Tensor::from_data(TensorData::new(pixels, shape), &device));
+        let (hidden, hidden_shape) = cases.f32(&format!("registers.hidden_{case}"));
+        let (pooled, pooled_shape) = cases.f32(&format!("registers.pooled_{case}"));
+        let dh = max_diff(out.last_hidden.clone(), &hidden, &hidden_shape);
+        let dp = max_diff(out.cls(), &pooled, &pooled_shape);
+        assert!(
+            dh < TOLERANCE && dp < TOLERANCE,
+            "{case}: hidden {dh}, pooled {dp}"
+        );
+        // The patch mean is over transformers' tokens after CLS and the 3 registers.
+        let [b, s, h] = [hidden_shape[0], hidden_shape[1], hidden_shape[2]];
+        let mut mean = vec![0f32; b * h];
+        for i in 0..b {
+            for t in 4..s {
+                for k in 0..h {
+                    mean[i * h + k] += hidden[(i * s + t) * h + k] / (s - 4) as f32;
+                }
+            }
+        }
+        let dm = max_diff(out.patch_mean(), &mean, &[b, h]);
+        assert!(dm < TOLERANCE, "{case}: patch mean {dm}");
+    }
+}
+
+#[test]
 fn bert_matches_transformers_on_a_padded_batch() {
     let device = Default::default();
     let model = Bert::<B>::load(&fixtures().join("bert-tiny"), &device).unwrap();

@@ -49,7 +49,7 @@ pub struct BertOutput<B: Backend> {
 
 impl<B: Backend> Bert<B> {
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        let mut f = ModelFolder::open(dir, "bert")?;
+        let mut f = ModelFolder::open(dir, &["bert"])?;
         let hidden = f.usize("hidden_size", None)?;
         let heads = f.usize("num_attention_heads", None)?;
         let layers = f.usize("num_hidden_layers", None)?;

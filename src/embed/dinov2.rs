@@ -1,6 +1,8 @@
 //! DINOv2 (Oquab et al. 2023) as transformers' `Dinov2Model` computes it: a ViT with a CLS
 //! token, learned position embeddings resampled to the input's patch grid, pre-norm blocks with
-//! LayerScale, an exact-GELU MLP (SwiGLU for the giant model), and a final LayerNorm.
+//! LayerScale, an exact-GELU MLP (SwiGLU for the giant model), and a final LayerNorm; and
+//! `Dinov2WithRegistersModel` (Darcet et al. 2024): learned register tokens after the CLS token,
+//! and the position grid resampled with antialiasing.
 //!
 //! Sizes come from the folder's `config.json` (small, base, large and giant differ only there);
 //! tensor names are those of the published checkpoints (`encoder.layer.N.attention.attention.
@@ -48,6 +50,9 @@ pub struct Dinov2<B: Backend> {
     /// resampled per input size.
     positions: Vec<f32>,
     grid: usize,
+    /// DINOv2 with registers: `[1, registers, hidden]`, put between the CLS token and the
+    /// patches after the position embeddings are added (they have none).
+    register_tokens: Option<Tensor<B, 3>>,
     blocks: Vec<Block<B>>,
     norm: LayerNorm<B>,
     device: B::Device,
@@ -57,8 +62,10 @@ pub struct Dinov2<B: Backend> {
 
 /// What one forward pass gives.
 pub struct Dinov2Output<B: Backend> {
-    /// `[batch, 1 + patches, hidden]`, after the final LayerNorm.
+    /// `[batch, 1 + registers + patches, hidden]`, after the final LayerNorm.
     pub last_hidden: Tensor<B, 3>,
+    /// Register tokens after the CLS token (0 without registers).
+    pub registers: usize,
 }
 
 impl<B: Backend> Dinov2Output<B> {
@@ -71,12 +78,12 @@ impl<B: Backend> Dinov2Output<B> {
             .reshape([b, h])
     }
 
-    /// The mean of the patch tokens.
+    /// The mean of the patch tokens (registers left out).
     pub fn patch_mean(&self) -> Tensor<B, 2> {
         let [b, s, h] = self.last_hidden.dims();
         self.last_hidden
             .clone()
-            .slice([0..b, 1..s, 0..h])
+            .slice([0..b, 1 + self.registers..s, 0..h])
             .mean_dim(1)
             .reshape([b, h])
     }
@@ -97,13 +104,8 @@ fn names(name: &str) -> Vec<String> {
 impl<B: Backend> Dinov2<B> {
     /// Loads the model of a Hugging Face DINOv2 folder.
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        let mut f = ModelFolder::open(dir, "dinov2")?;
-        if f.usize("num_register_tokens", Some(0))? > 0 {
-            bail!(
-                "{}: DINOv2 with registers is not supported yet (num_register_tokens > 0)",
-                dir.display()
-            );
-        }
+        let mut f = ModelFolder::open(dir, &["dinov2", "dinov2_with_registers"])?;
+        let registers = f.usize("num_register_tokens", Some(0))?;
         let hidden = f.usize("hidden_size", None)?;
         let heads = f.usize("num_attention_heads", None)?;
         let layers = f.usize("num_hidden_layers", None)?;
@@ -143,6 +145,15 @@ impl<B: Backend> Dinov2<B> {
             )?),
         );
         let cls = f.tensor(&names("embeddings.cls_token"), [1, 1, hidden], device)?;
+        let register_tokens = if registers > 0 {
+            Some(f.tensor(
+                &names("embeddings.register_tokens"),
+                [1, registers, hidden],
+                device,
+            )?)
+        } else {
+            None
+        };
         let positions: Tensor<B, 3> = f.tensor(
             &names("embeddings.position_embeddings"),
             [1, 1 + grid * grid, hidden],
@@ -285,11 +296,17 @@ impl<B: Backend> Dinov2<B> {
             cls,
             positions,
             grid,
+            register_tokens,
             blocks,
             norm,
             device: device.clone(),
             weights_hash: f.weights_hash.clone(),
         })
+    }
+
+    /// Register tokens (0: plain DINOv2).
+    pub fn registers(&self) -> usize {
+        self.register_tokens.as_ref().map_or(0, |r| r.dims()[1])
     }
 
     /// The position embeddings for an input of `height` x `width` pixels: the trained ones when
@@ -301,8 +318,15 @@ impl<B: Backend> Dinov2<B> {
         let values = if gh * gw == self.grid * self.grid && height == width {
             self.positions.clone()
         } else {
+            // transformers resamples plain bicubic for DINOv2, antialiased bicubic to an
+            // explicit size for DINOv2 with registers (after the original repositories).
+            let resample = if self.register_tokens.is_some() {
+                resize::bicubic_antialiased
+            } else {
+                resize::bicubic
+            };
             let mut v = self.positions[..h].to_vec();
-            v.extend(resize::bicubic(
+            v.extend(resample(
                 &self.positions[h..],
                 (self.grid, self.grid),
                 (gh, gw),
@@ -327,6 +351,18 @@ impl<B: Backend> Dinov2<B> {
         let tokens = self.patch_embed.forward(patches);
         let cls = self.cls.clone().expand([b, 1, self.hidden]);
         let mut x = Tensor::cat(vec![cls, tokens], 1) + self.positions(height, width);
+        if let Some(registers) = &self.register_tokens {
+            let [_, r, h] = registers.dims();
+            let s = 1 + gh * gw;
+            x = Tensor::cat(
+                vec![
+                    x.clone().slice([0..b, 0..1, 0..h]),
+                    registers.clone().expand([b, r, h]),
+                    x.slice([0..b, 1..s, 0..h]),
+                ],
+                1,
+            );
+        }
         for block in &self.blocks {
             let attended = block
                 .attention
@@ -342,6 +378,7 @@ impl<B: Backend> Dinov2<B> {
         }
         Dinov2Output {
             last_hidden: self.norm.forward(x),
+            registers: self.registers(),
         }
     }
 }

@@ -27,7 +27,9 @@ pub struct ModelFolder {
 /// A hint where a model's files come from, by the architecture the caller expects.
 pub fn model_id_hint(architecture: &str) -> &'static str {
     match architecture {
-        "dinov2" => "facebook/dinov2-base (or -small, -large, -giant)",
+        "dinov2" => {
+            "facebook/dinov2-base (or -small, -large, -giant, and facebook/dinov2-with-registers-*)"
+        }
         _ => "bert-base-uncased",
     }
 }
@@ -49,8 +51,10 @@ pub fn required(dir: &Path, file: &str, architecture: &str) -> Result<PathBuf> {
 }
 
 impl ModelFolder {
-    /// Opens `dir`, checking that its config declares `model_type` = `architecture`.
-    pub fn open(dir: &Path, architecture: &str) -> Result<ModelFolder> {
+    /// Opens `dir`, checking that its config declares one of the `architectures` as its
+    /// `model_type` (the first names the model to get, when a file is missing).
+    pub fn open(dir: &Path, architectures: &[&str]) -> Result<ModelFolder> {
+        let architecture = architectures[0];
         let config_path = required(dir, CONFIG, architecture)?;
         let weights_path = required(dir, WEIGHTS, architecture)?;
         let config: serde_json::Value = serde_json::from_slice(
@@ -62,10 +66,11 @@ impl ModelFolder {
             .get("model_type")
             .and_then(|v| v.as_str())
             .unwrap_or("(none)");
-        if model_type != architecture {
+        if !architectures.contains(&model_type) {
             bail!(
-                "{}: model_type is `{model_type}`, but this reads `{architecture}` models",
-                config_path.display()
+                "{}: model_type is `{model_type}`, but this reads `{}` models",
+                config_path.display(),
+                architectures.join("` or `")
             );
         }
         let weights = SafetensorsFile::open(&weights_path)?;

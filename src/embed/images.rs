@@ -291,7 +291,11 @@ fn embed_on<B: Backend>(
     let embedder = Embedder {
         vectors: "embeddings",
         model: name.clone(),
-        architecture: "dinov2",
+        architecture: if model.registers() > 0 {
+            "dinov2_with_registers"
+        } else {
+            "dinov2"
+        },
         weights_hash: model.weights_hash.clone(),
         config_hash: provenance::config_hash(&options.model_dir)?,
         preprocessing: processor.canonical(),

@@ -1,8 +1,9 @@
-//! Resampling of the position-embedding grid, exactly as PyTorch's
-//! `interpolate(mode="bicubic", align_corners=False)` does it (what transformers' DINOv2 calls
-//! when the input grid differs from the trained one).
+//! Resampling of the position-embedding grid, exactly as PyTorch's `interpolate(mode="bicubic",
+//! align_corners=False)` does it: plain ([`bicubic`], what transformers' DINOv2 calls when the
+//! input grid differs from the trained one) and with `antialias=True` ([`bicubic_antialiased`],
+//! what DINOv2 with registers calls).
 //!
-//! Per output index i of an axis of `n_in` -> `n_out`: the source coordinate is
+//! Plain, per output index i of an axis of `n_in` -> `n_out`: the source coordinate is
 //! `(i + 0.5) * n_in / n_out - 0.5` (not clamped), its floor and the three neighbours around it
 //! take the cubic-convolution weights of Keys with `A = -0.75`, and an index outside the input
 //! reads the nearest edge value. The two axes are separable.
@@ -66,6 +67,82 @@ pub fn bicubic(
     out
 }
 
+/// Keys' cubic kernel with `a = -0.5`, the one PyTorch's antialiased bicubic (and PIL) uses.
+fn keys_half(x: f64) -> f64 {
+    const A: f64 = -0.5;
+    let x = x.abs();
+    if x < 1.0 {
+        ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0
+    } else if x < 2.0 {
+        ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A
+    } else {
+        0.0
+    }
+}
+
+/// (first input index, normalised weights) per output index, as PyTorch's antialiased kernels
+/// compute them: when shrinking by `scale = n_in / n_out` the kernel is stretched by `scale`
+/// (support `2 * scale`) so every input contributes; the taps stop at the edges (no clamped
+/// reads) and the weights are renormalised to sum to one.
+fn taps_antialiased(n_in: usize, n_out: usize) -> Vec<(usize, Vec<f32>)> {
+    let scale = n_in as f64 / n_out as f64;
+    let (support, invscale) = if scale >= 1.0 {
+        (2.0 * scale, 1.0 / scale)
+    } else {
+        (2.0, 1.0)
+    };
+    (0..n_out)
+        .map(|i| {
+            let center = scale * (i as f64 + 0.5);
+            // Truncation toward zero, as C's cast does.
+            let first = ((center - support + 0.5) as i64).max(0) as usize;
+            let end = ((center + support + 0.5) as i64).min(n_in as i64) as usize;
+            let w: Vec<f64> = (first..end)
+                .map(|j| keys_half((j as f64 - center + 0.5) * invscale))
+                .collect();
+            let total: f64 = w.iter().sum();
+            let w = w
+                .iter()
+                .map(|v| if total != 0.0 { v / total } else { *v } as f32)
+                .collect();
+            (first, w)
+        })
+        .collect()
+}
+
+/// Resamples a grid `[h_in, w_in, dim]` (row-major, channels last) to `[h_out, w_out, dim]` as
+/// `interpolate(mode="bicubic", align_corners=False, antialias=True)` does.
+pub fn bicubic_antialiased(
+    grid: &[f32],
+    (h_in, w_in): (usize, usize),
+    (h_out, w_out): (usize, usize),
+    dim: usize,
+) -> Vec<f32> {
+    assert_eq!(grid.len(), h_in * w_in * dim);
+    let ys = taps_antialiased(h_in, h_out);
+    let xs = taps_antialiased(w_in, w_out);
+    let mut out = vec![0.0f32; h_out * w_out * dim];
+    let mut row = vec![0.0f32; dim];
+    for (oy, (y0, wy)) in ys.iter().enumerate() {
+        for (ox, (x0, wx)) in xs.iter().enumerate() {
+            let cell = &mut out[(oy * w_out + ox) * dim..][..dim];
+            for (ky, wy) in wy.iter().enumerate() {
+                row.fill(0.0);
+                for (kx, wx) in wx.iter().enumerate() {
+                    let src = &grid[((y0 + ky) * w_in + x0 + kx) * dim..][..dim];
+                    for (r, s) in row.iter_mut().zip(src) {
+                        *r += wx * s;
+                    }
+                }
+                for (c, r) in cell.iter_mut().zip(&row) {
+                    *c += wy * r;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +170,26 @@ mod tests {
         let torch = [-0.0868f32, 0.2188, 1.4306, 3.1528, 6.7812, 9.4340];
         for (a, b) in out.iter().zip(torch) {
             assert!((a - b).abs() < 2e-4, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn antialiased_matches_values_torch_gives() {
+        // torch.nn.functional.interpolate(torch.arange(6.).reshape(1, 1, 1, 6) ** 2,
+        //     size=(1, n), mode="bicubic", align_corners=False, antialias=True), torch 2.15,
+        //     for n = 4 (shrinking: every input weighs in) and n = 9 (growing).
+        let grid = [0.0f32, 1.0, 4.0, 9.0, 16.0, 25.0];
+        let down = bicubic_antialiased(&grid, (1, 6), (1, 4), 1);
+        let torch_down = [0.1586f32, 2.9770, 10.8867, 22.2783];
+        for (a, b) in down.iter().zip(torch_down) {
+            assert!((a - b).abs() < 2e-4, "{down:?}");
+        }
+        let up = bicubic_antialiased(&grid, (1, 6), (1, 9), 1);
+        let torch_up = [
+            -0.0658f32, 0.2941, 1.3611, 3.3611, 6.2500, 10.0278, 14.6944, 21.1765, 25.5921,
+        ];
+        for (a, b) in up.iter().zip(torch_up) {
+            assert!((a - b).abs() < 2e-4, "{up:?}");
         }
     }
 }
