@@ -115,24 +115,33 @@ fn dinov2_with_registers_matches_transformers_and_its_patch_mean_leaves_the_regi
     }
 }
 
+/// The tiny BERT and RoBERTa folders, by their prefix in the cases file.
+const TEXT_MODELS: [(&str, &str); 2] = [("bert", "bert-tiny"), ("roberta", "roberta-tiny")];
+
 #[test]
-fn bert_matches_transformers_on_a_padded_batch() {
+fn bert_and_roberta_match_transformers_on_a_padded_batch() {
     let device = Default::default();
-    let model = Bert::<B>::load(&fixtures().join("bert-tiny"), &device).unwrap();
     let cases = Cases::load();
-    let (ids, shape) = cases.i64("bert.batch_ids");
-    let (mask, _) = cases.i64("bert.mask");
-    let shape: [usize; 2] = shape.try_into().unwrap();
-    assert!(mask.contains(&0), "the batch must have padding");
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, shape), &device);
-    let mask: Vec<f32> = mask.iter().map(|&m| m as f32).collect();
-    let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, shape), &device);
-    let out = model.forward(ids, mask);
-    let (hidden, hidden_shape) = cases.f32("bert.hidden");
-    let (pooled, pooled_shape) = cases.f32("bert.pooled");
-    let dh = max_diff(out.last_hidden, &hidden, &hidden_shape);
-    let dp = max_diff(out.pooled.unwrap(), &pooled, &pooled_shape);
-    assert!(dh < TOLERANCE && dp < TOLERANCE, "hidden {dh}, pooled {dp}");
+    for (case, folder) in TEXT_MODELS {
+        let model = Bert::<B>::load(&fixtures().join(folder), &device).unwrap();
+        assert_eq!(model.architecture, case);
+        let (ids, shape) = cases.i64(&format!("{case}.batch_ids"));
+        let (mask, _) = cases.i64(&format!("{case}.mask"));
+        let shape: [usize; 2] = shape.try_into().unwrap();
+        assert!(mask.contains(&0), "the batch must have padding");
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, shape), &device);
+        let mask: Vec<f32> = mask.iter().map(|&m| m as f32).collect();
+        let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, shape), &device);
+        let out = model.forward(ids, mask);
+        let (hidden, hidden_shape) = cases.f32(&format!("{case}.hidden"));
+        let (pooled, pooled_shape) = cases.f32(&format!("{case}.pooled"));
+        let dh = max_diff(out.last_hidden, &hidden, &hidden_shape);
+        let dp = max_diff(out.pooled.unwrap(), &pooled, &pooled_shape);
+        assert!(
+            dh < TOLERANCE && dp < TOLERANCE,
+            "{case}: hidden {dh}, pooled {dp}"
+        );
+    }
 }
 
 #[test]
@@ -219,30 +228,33 @@ fn the_image_processor_and_model_match_transformers_from_raw_pixels() {
 fn a_text_longer_than_the_model_is_read_in_overlapping_windows_as_transformers_gives_them() {
     use xp::embed::bert::TextPooling;
     let device = Default::default();
-    let model = Bert::<B>::load(&fixtures().join("bert-tiny"), &device).unwrap();
     let cases = Cases::load();
-    let (ids, _) = cases.i64("bert.ids_2");
-    assert!(
-        ids.len() > model.max_positions,
-        "the text must need windows"
-    );
-    let (windows, _) = cases.i64("bert.windows");
-    assert_eq!(
-        xp::embed::bert::window_starts(ids.len() - 2, model.max_positions - 2).len() as i64,
-        windows[0]
-    );
-    for (pooling, name) in [
-        (TextPooling::Cls, "bert.window_cls"),
-        (TextPooling::Mean, "bert.window_mean"),
-    ] {
-        let ours = model.embed_text(&ids, pooling);
-        let (theirs, _) = cases.f32(name);
-        let worst = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        assert!(worst < TOLERANCE, "{pooling:?}: {worst}");
+    for (case, folder) in TEXT_MODELS {
+        let model = Bert::<B>::load(&fixtures().join(folder), &device).unwrap();
+        let (ids, _) = cases.i64(&format!("{case}.ids_2"));
+        assert!(
+            ids.len() > model.max_positions,
+            "{case}: the text must need windows"
+        );
+        let (windows, _) = cases.i64(&format!("{case}.windows"));
+        assert_eq!(
+            xp::embed::bert::window_starts(ids.len() - 2, model.max_positions - 2).len() as i64,
+            windows[0],
+            "{case}"
+        );
+        for (pooling, name) in [
+            (TextPooling::Cls, "window_cls"),
+            (TextPooling::Mean, "window_mean"),
+        ] {
+            let ours = model.embed_text(&ids, pooling);
+            let (theirs, _) = cases.f32(&format!("{case}.{name}"));
+            let worst = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(worst < TOLERANCE, "{case} {pooling:?}: {worst}");
+        }
     }
 }
 
@@ -262,12 +274,15 @@ fn the_giant_models_swiglu_feed_forward_matches_transformers() {
 #[test]
 fn the_tokenizer_gives_transformers_ids() {
     use xp::embed::bert::Tokenizer;
-    let tokenizer = Tokenizer::load(&fixtures().join("bert-tiny")).unwrap();
     let texts: Vec<String> =
         serde_json::from_slice(&std::fs::read(fixtures().join("texts.json")).unwrap()).unwrap();
     let cases = Cases::load();
-    for (i, text) in texts.iter().enumerate() {
-        let (ids, _) = cases.i64(&format!("bert.ids_{i}"));
-        assert_eq!(tokenizer.ids(text).unwrap(), ids, "text {i}");
+    // WordPiece (BERT) and byte-level BPE (RoBERTa).
+    for (case, folder) in TEXT_MODELS {
+        let tokenizer = Tokenizer::load(&fixtures().join(folder)).unwrap();
+        for (i, text) in texts.iter().enumerate() {
+            let (ids, _) = cases.i64(&format!("{case}.ids_{i}"));
+            assert_eq!(tokenizer.ids(text).unwrap(), ids, "{case} text {i}");
+        }
     }
 }

@@ -318,6 +318,27 @@ fn each_distinct_text_is_encoded_once_and_an_edited_transcript_re_embeds_its_vid
         videos.to_string()
     );
 
+    // A RoBERTa folder (byte-level BPE) is read the same way, under its own name.
+    let roberta = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/embed/roberta-tiny");
+    xp_ok(
+        &store,
+        &["embed", "text", "--model", roberta.to_str().unwrap()],
+    );
+    assert_eq!(
+        sql_one(
+            &store,
+            "SELECT COUNT(*) FROM text_embeddings WHERE model = 'roberta-tiny'"
+        ),
+        sql_one(&store, "SELECT COUNT(*) FROM transcripts")
+    );
+    assert_eq!(
+        sql_one(
+            &store,
+            "SELECT architecture FROM embedders WHERE model = 'roberta-tiny'"
+        ),
+        "roberta"
+    );
+
     // The trainer reads them by name, interviewee segments only.
     let experiment =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_multimodal.yaml");

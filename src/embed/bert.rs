@@ -2,6 +2,10 @@
 //! token-type embeddings, post-norm encoder layers with exact GELU, and the tanh pooler.
 //! Tensor names are those of the published checkpoints, with or without the `bert.` prefix of
 //! the pre-training heads' files, LayerNorm as `weight`/`bias` or the older `gamma`/`beta`.
+//!
+//! RoBERTa (Liu et al. 2019) is the same encoder as transformers' `RobertaModel` computes it:
+//! only the position ids differ (counted from `pad_token_id + 1`, padding at `pad_token_id`),
+//! with one token type and a byte-level BPE tokenizer (read from `tokenizer.json` like any).
 
 use std::path::Path;
 
@@ -20,11 +24,16 @@ struct Layer<B: Backend> {
     output_norm: LayerNorm<B>,
 }
 
-/// A loaded BERT encoder.
+/// A loaded BERT (or RoBERTa) encoder.
 pub struct Bert<B: Backend> {
+    /// `bert` or `roberta` (config.json's `model_type`).
+    pub architecture: &'static str,
     pub hidden: usize,
-    /// The longest sequence the model takes (its position embeddings).
+    /// The longest sequence the model takes, special tokens included.
     pub max_positions: usize,
+    /// RoBERTa: `pad_token_id`; a token's position id is this plus its 1-based rank among the
+    /// sequence's non-padding tokens, a padding token's is this. BERT: None (0, 1, 2, ...).
+    padding_position: Option<i64>,
     words: Tensor<B, 2>,
     positions: Tensor<B, 2>,
     token_type: Tensor<B, 1>,
@@ -36,7 +45,11 @@ pub struct Bert<B: Backend> {
 }
 
 fn names(name: &str) -> Vec<String> {
-    vec![name.to_string(), format!("bert.{name}")]
+    vec![
+        name.to_string(),
+        format!("bert.{name}"),
+        format!("roberta.{name}"),
+    ]
 }
 
 /// What one forward pass gives.
@@ -49,13 +62,24 @@ pub struct BertOutput<B: Backend> {
 
 impl<B: Backend> Bert<B> {
     pub fn load(dir: &Path, device: &B::Device) -> Result<Self> {
-        let mut f = ModelFolder::open(dir, &["bert"])?;
+        let mut f = ModelFolder::open(dir, &["bert", "roberta"])?;
+        let architecture = if f.string("model_type", "bert") == "roberta" {
+            "roberta"
+        } else {
+            "bert"
+        };
         let hidden = f.usize("hidden_size", None)?;
         let heads = f.usize("num_attention_heads", None)?;
         let layers = f.usize("num_hidden_layers", None)?;
         let inner = f.usize("intermediate_size", None)?;
         let vocab = f.usize("vocab_size", None)?;
-        let max_positions = f.usize("max_position_embeddings", None)?;
+        let position_rows = f.usize("max_position_embeddings", None)?;
+        let padding_position = match architecture {
+            "roberta" => Some(f.usize("pad_token_id", Some(1))? as i64),
+            _ => None,
+        };
+        // RoBERTa's first rows are for padding and below; the rest number the tokens.
+        let max_positions = position_rows - padding_position.map_or(0, |p| p as usize + 1);
         let types = f.usize("type_vocab_size", Some(2))?;
         let eps = f.number("layer_norm_eps", Some(1e-12))?;
         let act = f.string("hidden_act", "gelu");
@@ -85,7 +109,7 @@ impl<B: Backend> Bert<B> {
         )?;
         let positions = f.tensor(
             &names("embeddings.position_embeddings.weight"),
-            [max_positions, hidden],
+            [position_rows, hidden],
             device,
         )?;
         let token_types: Tensor<B, 2> = f.tensor(
@@ -134,8 +158,10 @@ impl<B: Backend> Bert<B> {
             None
         };
         Ok(Bert {
+            architecture,
             hidden,
             max_positions,
+            padding_position,
             words,
             positions,
             token_type,
@@ -160,9 +186,20 @@ impl<B: Backend> Bert<B> {
         let words = self
             .words
             .clone()
-            .select(0, ids.reshape([b * s]))
+            .select(0, ids.clone().reshape([b * s]))
             .reshape([b, s, h]);
-        let positions = self.positions.clone().slice([0..s, 0..h]).unsqueeze::<3>();
+        let positions = match self.padding_position {
+            None => self.positions.clone().slice([0..s, 0..h]).unsqueeze::<3>(),
+            // As transformers numbers them: by the ids, not the mask.
+            Some(pad) => {
+                let tokens = ids.not_equal_elem(pad).int();
+                let ranks = tokens.clone().cumsum(1) * tokens + pad;
+                self.positions
+                    .clone()
+                    .select(0, ranks.reshape([b * s]))
+                    .reshape([b, s, h])
+            }
+        };
         let x = words + positions + self.token_type.clone().unsqueeze::<3>();
         let mut x = self.embed_norm.forward(x);
         // Padding keys get no weight (transformers adds the lowest float to their scores; the

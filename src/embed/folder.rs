@@ -27,6 +27,7 @@ pub struct ModelFolder {
 /// A hint where a model's files come from, by the architecture the caller expects.
 pub fn model_id_hint(architecture: &str) -> &'static str {
     match architecture {
+        "roberta" => "roberta-base",
         "dinov2" => {
             "facebook/dinov2-base (or -small, -large, -giant, and facebook/dinov2-with-registers-*)"
         }

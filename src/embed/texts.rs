@@ -223,7 +223,7 @@ fn embed_on<B: Backend>(
     let record = Embedder {
         vectors: "text_embeddings",
         model: name.clone(),
-        architecture: "bert",
+        architecture: model.architecture,
         weights_hash: model.weights_hash.clone(),
         config_hash: provenance::config_hash(&options.model_dir)?,
         preprocessing: format!(
