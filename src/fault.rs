@@ -35,6 +35,9 @@ pub fn pause_point(name: &str) {
 /// Reached by `xp gc` after it has decided what to delete, before it deletes.
 pub const GC_DECIDED: &str = "gc-decided";
 
+/// Reached by `xp embed` right after each commit of a few videos' vectors.
+pub const EMBED_COMMITTED: &str = "embed-committed";
+
 /// Reached by `xp run` right after a run's results are committed.
 pub const RUN_COMMITTED: &str = "run-committed";
 

@@ -445,3 +445,46 @@ fn a_query_picks_the_videos_and_bad_text_input_leaves_the_store_as_it_was() {
     #[cfg(not(feature = "cuda"))]
     embed_text_refused(&store, &["--device", "cuda"], &["built without CUDA"]);
 }
+
+#[test]
+fn a_killed_embed_keeps_what_it_committed_and_resumes_to_the_same_vectors() {
+    let dump = |store: &Path| {
+        xp_ok(
+            store,
+            &[
+                "sql",
+                "SELECT video_id, segment, source_hash, CAST(vector AS VARCHAR) AS v \
+                 FROM text_embeddings WHERE model = 'bert-tiny' ORDER BY video_id, segment",
+                "--format",
+                "csv",
+            ],
+        )
+    };
+    let whole = tempfile::tempdir().unwrap();
+    let whole = demo_store(whole.path());
+    embed_text(&whole, &[]);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    let videos: usize = sql_one(&store, "SELECT COUNT(DISTINCT video_id) FROM transcripts")
+        .parse()
+        .unwrap();
+    let bert = bert();
+    let out = xp(&store)
+        .env("XP_CRASH_AT", "embed-committed")
+        .args(["embed", "text", "--model", bert.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "did not crash");
+    // The first commit (8 videos) survived the kill; the next run embeds only the rest.
+    assert_eq!(
+        sql_one(
+            &store,
+            "SELECT COUNT(DISTINCT video_id) FROM text_embeddings WHERE model = 'bert-tiny'"
+        ),
+        "8"
+    );
+    assert_eq!(embed_text(&store, &[]).0 as usize, videos - 8);
+    xp_ok(&store, &["verify"]);
+    assert_eq!(dump(&store), dump(&whole));
+}

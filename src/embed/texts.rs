@@ -389,6 +389,7 @@ fn embed_on<B: Backend>(
                 Embedder::change(&provenance),
             ])
         })?;
+        crate::fault::crash_point(crate::fault::EMBED_COMMITTED);
         summary.videos_done += chunk.len();
         bar.inc(chunk.len() as u64);
         bar.set_message(format!(
