@@ -33,10 +33,8 @@ enum Mlp<B: Backend> {
 struct Block<B: Backend> {
     norm1: LayerNorm<B>,
     attention: SelfAttention<B>,
-    scale1: Tensor<B, 1>,
     norm2: LayerNorm<B>,
     mlp: Mlp<B>,
-    scale2: Tensor<B, 1>,
 }
 
 /// A loaded DINOv2 encoder.
@@ -271,21 +269,34 @@ impl<B: Backend> Dinov2<B> {
                     fc2: linear(&mut f, "mlp.fc2", "mlp.fc2", inner, hidden, true)?,
                 }
             };
+            // LayerScale (one learned factor per channel on each branch) is folded into the
+            // branch's last linear layer.
+            let scale1 = f.tensor(
+                &n("layer_scale1.lambda1", "layer_scale1.lambda1"),
+                [hidden],
+                device,
+            )?;
+            let scale2: Tensor<B, 1> = f.tensor(
+                &n("layer_scale2.lambda1", "layer_scale2.lambda1"),
+                [hidden],
+                device,
+            )?;
+            let mlp = match mlp {
+                Mlp::Gelu { fc1, fc2 } => Mlp::Gelu {
+                    fc1,
+                    fc2: fc2.scale_outputs(scale2),
+                },
+                Mlp::SwiGlu { gate, up, down } => Mlp::SwiGlu {
+                    gate,
+                    up,
+                    down: down.scale_outputs(scale2),
+                },
+            };
             blocks.push(Block {
                 norm1: LayerNorm::load(&mut f, &n("norm1", "norm1"), hidden, eps, device)?,
-                attention,
-                scale1: f.tensor(
-                    &n("layer_scale1.lambda1", "layer_scale1.lambda1"),
-                    [hidden],
-                    device,
-                )?,
+                attention: attention.scale_outputs(scale1),
                 norm2: LayerNorm::load(&mut f, &n("norm2", "norm2"), hidden, eps, device)?,
                 mlp,
-                scale2: f.tensor(
-                    &n("layer_scale2.lambda1", "layer_scale2.lambda1"),
-                    [hidden],
-                    device,
-                )?,
             });
         }
         let norm = LayerNorm::load(&mut f, &names("layernorm"), hidden, eps, device)?;
@@ -367,14 +378,14 @@ impl<B: Backend> Dinov2<B> {
             let attended = block
                 .attention
                 .forward(block.norm1.forward(x.clone()), None);
-            x = x + attended * block.scale1.clone().unsqueeze();
+            x = x + attended;
             let normed = block.norm2.forward(x.clone());
             let mlp = match &block.mlp {
                 Mlp::Gelu { fc1, fc2 } => fc2.forward(gelu(fc1.forward(normed))),
                 Mlp::SwiGlu { gate, up, down } => down
                     .forward(activation::silu(gate.forward(normed.clone())) * up.forward(normed)),
             };
-            x = x + mlp * block.scale2.clone().unsqueeze();
+            x = x + mlp;
         }
         Dinov2Output {
             last_hidden: self.norm.forward(x),

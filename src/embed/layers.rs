@@ -69,6 +69,14 @@ impl<B: Backend> Linear<B> {
         y.reshape(out)
     }
 
+    /// The layer followed by a per-output scale (`y * factor`), as one layer: the scale is
+    /// folded into the weight's columns and the bias, so inference pays no pass for it.
+    pub fn scale_outputs(self, factor: Tensor<B, 1>) -> Self {
+        let weight = self.weight * factor.clone().unsqueeze();
+        let bias = self.bias.map(|b| b * factor);
+        Linear::from_parts(weight, bias)
+    }
+
     /// The layers side by side as one: `[in, a + b + ...]`, so several projections of the same
     /// input are one matrix product. All or none must have a bias.
     pub fn concat(parts: Vec<Linear<B>>) -> Self {
@@ -141,6 +149,12 @@ impl<B: Backend> SelfAttention<B> {
         output: Linear<B>,
         heads: usize,
     ) -> Self {
+        // The scores' 1/sqrt(head size) folded into the query projection: one pass fewer over
+        // the [batch, heads, seq, seq] scores per layer.
+        let [_, dim] = query.weight.dims();
+        let scale = ((dim / heads) as f64).powf(-0.5);
+        let device = query.weight.device();
+        let query = query.scale_outputs(Tensor::full([dim], scale, &device));
         SelfAttention {
             qkv: Linear::concat(vec![query, key, value]),
             output,
@@ -148,8 +162,18 @@ impl<B: Backend> SelfAttention<B> {
         }
     }
 
+    /// Scales the attention's output per channel (DINOv2's LayerScale), folded into the output
+    /// projection.
+    pub fn scale_outputs(self, factor: Tensor<B, 1>) -> Self {
+        SelfAttention {
+            output: self.output.scale_outputs(factor),
+            ..self
+        }
+    }
+
     /// `x` [batch, seq, dim]; `padding` [batch, seq] is true for the keys no query may attend
-    /// to (padding), or None. Scores are scaled by 1/sqrt(head size), as transformers does.
+    /// to (padding), or None. Scores are scaled by 1/sqrt(head size), as transformers does
+    /// (through the query).
     ///
     /// The query, key and value heads are strided views of the one projection (no copies):
     /// the matrix products read them in place, one (batch, head) pair per task across cores.
@@ -164,7 +188,8 @@ impl<B: Backend> SelfAttention<B> {
             .reshape([b, s, 3 * h, hd])
             .swap_dims(1, 2);
         let part = |i: usize| heads.clone().narrow(1, i * h, h);
-        let mut scores = part(0).matmul(part(1).swap_dims(2, 3)) * (hd as f64).powf(-0.5);
+        // The query is scaled already (see `new`).
+        let mut scores = part(0).matmul(part(1).swap_dims(2, 3));
         if let Some(padding) = padding {
             // transformers adds the lowest float to padded keys' scores: after the softmax
             // their weight is exactly 0, as here.
@@ -189,9 +214,13 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
         Ok(values) => {
-            for v in values.iter_mut() {
-                *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
-            }
+            // On every core, as the backend's element-wise kernels run.
+            use rayon::prelude::*;
+            values.par_chunks_mut(1 << 14).for_each(|chunk| {
+                for v in chunk {
+                    *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+                }
+            });
             Tensor::from_data(data, &device)
         }
         // Not float32 (the encoders load float32 weights): the backend's own kernel.
