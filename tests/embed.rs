@@ -286,3 +286,38 @@ fn the_tokenizer_gives_transformers_ids() {
         }
     }
 }
+
+/// For a user who has the real models: `make_fixtures.py OUT --dinov2 DIR --bert DIR` writes
+/// transformers' outputs of the full-size models to `OUT/cases.safetensors`; then
+/// `XP_EMBED_FULL=OUT XP_EMBED_DINOV2=DIR XP_EMBED_BERT=DIR cargo test --release --test embed
+/// -- --ignored` compares xp's on the same inputs (no weights can be downloaded where CI runs).
+#[test]
+#[ignore = "needs full-size model folders: set XP_EMBED_FULL, XP_EMBED_DINOV2 and XP_EMBED_BERT"]
+fn full_size_models_match_transformers() {
+    let var = |name: &str| {
+        PathBuf::from(std::env::var_os(name).unwrap_or_else(|| panic!("{name} is not set")))
+    };
+    let device = Default::default();
+    let cases = Cases(std::fs::read(var("XP_EMBED_FULL").join("cases.safetensors")).unwrap());
+
+    let dinov2 = Dinov2::<B>::load(&var("XP_EMBED_DINOV2"), &device).unwrap();
+    let (pixels, shape) = cases.f32("full_dinov2.pixels");
+    let shape: [usize; 4] = shape.try_into().unwrap();
+    let out = dinov2.forward(Tensor::from_data(TensorData::new(pixels, shape), &device));
+    let (pooled, pooled_shape) = cases.f32("full_dinov2.pooled");
+    let d = max_diff(out.cls(), &pooled, &pooled_shape);
+    println!("DINOv2 pooled: max |xp - transformers| = {d:e}");
+    assert!(d < TOLERANCE, "DINOv2 pooled {d}");
+
+    let bert = Bert::<B>::load(&var("XP_EMBED_BERT"), &device).unwrap();
+    let (ids, shape) = cases.i64("full_bert.ids");
+    let (mask, _) = cases.i64("full_bert.mask");
+    let shape: [usize; 2] = shape.try_into().unwrap();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, shape), &device);
+    let mask: Vec<f32> = mask.iter().map(|&m| m as f32).collect();
+    let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, shape), &device);
+    let (hidden, hidden_shape) = cases.f32("full_bert.hidden");
+    let d = max_diff(bert.forward(ids, mask).last_hidden, &hidden, &hidden_shape);
+    println!("BERT last hidden: max |xp - transformers| = {d:e}");
+    assert!(d < TOLERANCE, "BERT hidden {d}");
+}

@@ -488,3 +488,88 @@ fn a_killed_embed_keeps_what_it_committed_and_resumes_to_the_same_vectors() {
     xp_ok(&store, &["verify"]);
     assert_eq!(dump(&store), dump(&whole));
 }
+
+/// Rewrites a crops part in place with every crop's bytes replaced by garbage (a damaged disk:
+/// the part keeps its name and hashes), and returns one crop hash it held.
+fn damage_a_crops_part(store: &Path) -> String {
+    use arrow::array::{Array, AsArray, BinaryArray, RecordBatch};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    for entry in walk(store) {
+        if entry.extension().is_none_or(|e| e != "parquet") {
+            continue;
+        }
+        let file = std::fs::File::open(&entry).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
+        let schema = reader.schema().clone();
+        let Ok(bytes_at) = schema.index_of("bytes") else {
+            continue;
+        };
+        let batches: Vec<RecordBatch> = reader.build().unwrap().map(|b| b.unwrap()).collect();
+        let hash = batches[0].column(0).as_string::<i32>().value(0).to_string();
+        let mut out =
+            ArrowWriter::try_new(std::fs::File::create(&entry).unwrap(), schema.clone(), None)
+                .unwrap();
+        for b in batches {
+            let garbage = BinaryArray::from_iter_values(
+                (0..b.num_rows()).map(|_| b"not an image at all".as_slice()),
+            );
+            let mut columns = b.columns().to_vec();
+            assert_eq!(columns[bytes_at].len(), garbage.len());
+            columns[bytes_at] = std::sync::Arc::new(garbage);
+            out.write(&RecordBatch::try_new(schema.clone(), columns).unwrap())
+                .unwrap();
+        }
+        out.close().unwrap();
+        return hash;
+    }
+    panic!("no crops part under {}", store.display());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_stored_crop_that_does_not_decode_is_named_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = demo_store(tmp.path());
+    // Ingest decodes every crop, so only damage on disk can put one in the store.
+    let hash = damage_a_crops_part(&store);
+    let video = sql_one(
+        &store,
+        &format!("SELECT MIN(video_id) FROM frames WHERE crop_hash = '{hash}'"),
+    );
+    let before = fingerprint(&store);
+    let model = model();
+    let out = xp_out(
+        &store,
+        &[
+            "embed",
+            "images",
+            "--model",
+            model.to_str().unwrap(),
+            "--videos",
+            &video,
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("does not decode as an image") && err.contains("xp verify"),
+        "{err}"
+    );
+    assert_eq!(before, fingerprint(&store));
+    // And `xp verify`, which the error points to, finds the damage.
+    assert_eq!(xp_out(&store, &["verify"]).status.code(), Some(4));
+}
