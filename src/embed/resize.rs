@@ -18,41 +18,38 @@ fn far(x: f32) -> f32 {
     ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A
 }
 
-/// (first tap, four weights) per output index.
-fn taps(n_in: usize, n_out: usize) -> Vec<(isize, [f32; 4])> {
+/// The (input index, weight) taps of each output index along one axis.
+type Taps = Vec<Vec<(usize, f32)>>;
+
+/// Plain: the four neighbours of the source coordinate, an index outside the input reading the
+/// nearest edge value.
+fn taps(n_in: usize, n_out: usize) -> Taps {
     let scale = n_in as f32 / n_out as f32;
+    let clamp = |i: isize| i.clamp(0, n_in as isize - 1) as usize;
     (0..n_out)
         .map(|i| {
             let real = scale * (i as f32 + 0.5) - 0.5;
             let floor = real.floor();
             let t = real - floor;
             let w = [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)];
-            (floor as isize - 1, w)
+            let first = floor as isize - 1;
+            (0..4).map(|k| (clamp(first + k as isize), w[k])).collect()
         })
         .collect()
 }
 
-/// Resamples a grid `[h_in, w_in, dim]` (row-major, channels last) to `[h_out, w_out, dim]`.
-pub fn bicubic(
-    grid: &[f32],
-    (h_in, w_in): (usize, usize),
-    (h_out, w_out): (usize, usize),
-    dim: usize,
-) -> Vec<f32> {
-    assert_eq!(grid.len(), h_in * w_in * dim);
-    let clamp = |i: isize, n: usize| i.clamp(0, n as isize - 1) as usize;
-    let ys = taps(h_in, h_out);
-    let xs = taps(w_in, w_out);
-    let mut out = vec![0.0f32; h_out * w_out * dim];
+/// Applies per-axis taps to a grid `[h_in, w_in, dim]` (row-major, channels last): rows first
+/// along x, then their weighted sum along y.
+fn separable(grid: &[f32], w_in: usize, ys: &Taps, xs: &Taps, dim: usize) -> Vec<f32> {
+    let w_out = xs.len();
+    let mut out = vec![0.0f32; ys.len() * w_out * dim];
     let mut row = vec![0.0f32; dim];
-    for (oy, (y0, wy)) in ys.iter().enumerate() {
-        for (ox, (x0, wx)) in xs.iter().enumerate() {
+    for (oy, ty) in ys.iter().enumerate() {
+        for (ox, tx) in xs.iter().enumerate() {
             let cell = &mut out[(oy * w_out + ox) * dim..][..dim];
-            for (ky, wy) in wy.iter().enumerate() {
-                let y = clamp(y0 + ky as isize, h_in);
+            for &(y, wy) in ty {
                 row.fill(0.0);
-                for (kx, wx) in wx.iter().enumerate() {
-                    let x = clamp(x0 + kx as isize, w_in);
+                for &(x, wx) in tx {
                     let src = &grid[(y * w_in + x) * dim..][..dim];
                     for (r, s) in row.iter_mut().zip(src) {
                         *r += wx * s;
@@ -65,6 +62,17 @@ pub fn bicubic(
         }
     }
     out
+}
+
+/// Resamples a grid `[h_in, w_in, dim]` (row-major, channels last) to `[h_out, w_out, dim]`.
+pub fn bicubic(
+    grid: &[f32],
+    (h_in, w_in): (usize, usize),
+    (h_out, w_out): (usize, usize),
+    dim: usize,
+) -> Vec<f32> {
+    assert_eq!(grid.len(), h_in * w_in * dim);
+    separable(grid, w_in, &taps(h_in, h_out), &taps(w_in, w_out), dim)
 }
 
 /// Keys' cubic kernel with `a = -0.5`, the one PyTorch's antialiased bicubic (and PIL) uses.
@@ -84,7 +92,7 @@ fn keys_half(x: f64) -> f64 {
 /// compute them: when shrinking by `scale = n_in / n_out` the kernel is stretched by `scale`
 /// (support `2 * scale`) so every input contributes; the taps stop at the edges (no clamped
 /// reads) and the weights are renormalised to sum to one.
-fn taps_antialiased(n_in: usize, n_out: usize) -> Vec<(usize, Vec<f32>)> {
+fn taps_antialiased(n_in: usize, n_out: usize) -> Taps {
     let scale = n_in as f64 / n_out as f64;
     let (support, invscale) = if scale >= 1.0 {
         (2.0 * scale, 1.0 / scale)
@@ -101,11 +109,10 @@ fn taps_antialiased(n_in: usize, n_out: usize) -> Vec<(usize, Vec<f32>)> {
                 .map(|j| keys_half((j as f64 - center + 0.5) * invscale))
                 .collect();
             let total: f64 = w.iter().sum();
-            let w = w
-                .iter()
-                .map(|v| if total != 0.0 { v / total } else { *v } as f32)
-                .collect();
-            (first, w)
+            (first..end)
+                .zip(w)
+                .map(|(j, v)| (j, if total != 0.0 { v / total } else { v } as f32))
+                .collect()
         })
         .collect()
 }
@@ -120,27 +127,7 @@ pub fn bicubic_antialiased(
 ) -> Vec<f32> {
     assert_eq!(grid.len(), h_in * w_in * dim);
     let ys = taps_antialiased(h_in, h_out);
-    let xs = taps_antialiased(w_in, w_out);
-    let mut out = vec![0.0f32; h_out * w_out * dim];
-    let mut row = vec![0.0f32; dim];
-    for (oy, (y0, wy)) in ys.iter().enumerate() {
-        for (ox, (x0, wx)) in xs.iter().enumerate() {
-            let cell = &mut out[(oy * w_out + ox) * dim..][..dim];
-            for (ky, wy) in wy.iter().enumerate() {
-                row.fill(0.0);
-                for (kx, wx) in wx.iter().enumerate() {
-                    let src = &grid[((y0 + ky) * w_in + x0 + kx) * dim..][..dim];
-                    for (r, s) in row.iter_mut().zip(src) {
-                        *r += wx * s;
-                    }
-                }
-                for (c, r) in cell.iter_mut().zip(&row) {
-                    *c += wy * r;
-                }
-            }
-        }
-    }
-    out
+    separable(grid, w_in, &ys, &taps_antialiased(w_in, w_out), dim)
 }
 
 #[cfg(test)]
@@ -155,8 +142,11 @@ mod tests {
             assert!((a - b).abs() < 1e-6, "{a} {b}");
         }
         for (n_in, n_out) in [(4, 7), (7, 3), (37, 16)] {
-            for (_, w) in taps(n_in, n_out) {
-                assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            for t in taps(n_in, n_out)
+                .iter()
+                .chain(&taps_antialiased(n_in, n_out))
+            {
+                assert!((t.iter().map(|(_, w)| w).sum::<f32>() - 1.0).abs() < 1e-6);
             }
         }
     }
