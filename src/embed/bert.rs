@@ -302,7 +302,13 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub fn load(dir: &Path) -> Result<Tokenizer> {
-        let path = super::folder::required(dir, "tokenizer.json", "bert")?;
+        // The model to name when the file is missing: the folder's own, where its config says.
+        let architecture = std::fs::read(dir.join(super::folder::CONFIG))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|c| c.get("model_type")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| "bert".into());
+        let path = super::folder::required(dir, "tokenizer.json", &architecture)?;
         let mut inner = tokenizers::Tokenizer::from_file(&path)
             .map_err(|e| anyhow::anyhow!("{}: not a tokenizer file: {e}", path.display()))?;
         inner
