@@ -8,13 +8,13 @@
 //! missing_modality: mask`) reaches the head as "no image", not as an image that happens to be
 //! zero.
 
-use burn::nn::{Dropout, DropoutConfig, Gelu, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use super::classifier::{Materialize, NUM_CLASSES};
 use super::image::{ImageBatch, ImageBranch, ImageBranchConfig};
 use super::text::{TextBatch, TextBranch, TextBranchConfig};
-use super::{KeypointBatch, KeypointModel, KeypointModelConfig};
+use super::{KeypointBatch, KeypointModel, KeypointModelConfig, gelu};
 
 /// The inputs of one batch; a part is present exactly when the model has that branch.
 #[derive(Debug, Clone)]
@@ -57,7 +57,6 @@ pub struct ClassifierConfig {
 pub struct FusionHead<B: Backend> {
     pub dropout: Dropout,
     pub hidden: Linear<B>,
-    pub activation: Gelu,
     pub out: Linear<B>,
 }
 
@@ -92,7 +91,6 @@ impl ClassifierConfig {
             fusion: (branches > 1).then(|| FusionHead {
                 dropout: DropoutConfig::new(self.dropout).init(),
                 hidden: LinearConfig::new(branches * (self.dim + 1), self.dim).init(device),
-                activation: Gelu::new(),
                 out: LinearConfig::new(self.dim, NUM_CLASSES).init(device),
             }),
         };
@@ -175,9 +173,7 @@ impl<B: Backend> Classifier<B> {
             .collect();
         parts.push(batch.present.clone());
         let x = fusion.dropout.forward(Tensor::cat(parts, 1));
-        fusion
-            .out
-            .forward(fusion.activation.forward(fusion.hidden.forward(x)))
+        fusion.out.forward(gelu(fusion.hidden.forward(x)))
     }
 
     /// Number of trainable scalars.

@@ -8,9 +8,9 @@
 //! classifier drops out the pooled tokens, so the backbone is a pure function of its input and
 //! can be recomputed chunk by chunk (see `classifier`).
 
+use super::gelu;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::graph::STREAMS;
 

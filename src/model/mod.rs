@@ -14,6 +14,7 @@
 pub mod classifier;
 pub mod fusion;
 pub mod gcn;
+pub mod gelu;
 pub mod graph;
 pub mod image;
 pub mod mlp;
@@ -23,6 +24,7 @@ pub mod weights;
 
 pub use classifier::{Backbone, KeypointModel, KeypointModelConfig};
 pub use fusion::{Batch, Classifier, ClassifierConfig};
+pub use gelu::gelu;
 pub use image::{ImageBatch, ImageBranchConfig};
 pub use text::{TextBatch, TextBranchConfig};
 pub use weights::Weights;

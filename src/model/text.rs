@@ -2,11 +2,12 @@
 //! -> a video vector. Segments are pooled with learned attention (one score per segment,
 //! softmax over the video's segments), then an MLP maps the pooled vector to the model width.
 
-use burn::nn::{Dropout, DropoutConfig, Gelu, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use super::classifier::NUM_CLASSES;
+use super::gelu;
 
 /// One batch of transcripts.
 #[derive(Debug, Clone)]
@@ -32,7 +33,6 @@ pub struct TextBranch<B: Backend> {
     /// One attention score per segment.
     pub score: Linear<B>,
     pub hidden: Linear<B>,
-    pub activation: Gelu,
     pub out: Linear<B>,
     pub dropout: Dropout,
     pub head: Linear<B>,
@@ -44,7 +44,6 @@ impl TextBranchConfig {
             norm: LayerNormConfig::new(self.input).init(device),
             score: LinearConfig::new(self.input, 1).init(device),
             hidden: LinearConfig::new(self.input, self.dim).init(device),
-            activation: Gelu::new(),
             out: LinearConfig::new(self.dim, self.dim).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             head: LinearConfig::new(self.dim, NUM_CLASSES).init(device),
@@ -65,9 +64,7 @@ impl<B: Backend> TextBranch<B> {
         let scores = scores * mask.clone() + (mask.neg() + 1.0) * MASKED_SCORE;
         let weights = softmax(scores, 1).reshape([b, s, 1]);
         let pooled = (x * weights).sum_dim(1).reshape([b, self.norm_width()]);
-        let h = self
-            .activation
-            .forward(self.hidden.forward(self.dropout.forward(pooled)));
+        let h = gelu(self.hidden.forward(self.dropout.forward(pooled)));
         self.out.forward(h)
     }
 
