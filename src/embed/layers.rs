@@ -9,6 +9,7 @@ use burn::tensor::TensorPrimitive;
 use burn::tensor::activation;
 
 use super::folder::ModelFolder;
+use crate::lanes;
 
 /// The names a tensor may have: `base.suffix`, for each base.
 pub fn names(bases: &[String], suffix: &str) -> Vec<String> {
@@ -195,9 +196,71 @@ impl<B: Backend> SelfAttention<B> {
             // their weight is exactly 0, as here.
             scores = scores.mask_fill(padding.reshape([b, 1, 1, s]), f32::MIN);
         }
-        let weights = activation::softmax(scores, 3);
+        let weights = softmax(scores);
         let out = weights.matmul(part(2)).swap_dims(1, 2).reshape([b, s, d]);
         self.output.forward(out)
+    }
+}
+
+/// Softmax over the last dimension, for inference.
+///
+/// On the CPU backend, one pass over each row with [`lanes::expf`] in vector lanes: burn's
+/// softmax is five passes over the scores (max, subtract, a scalar `exp` per element, sum,
+/// divide), and DINOv2-base at 224 px takes 76 million exponentials a batch of 8. Other
+/// backends (CUDA) use their own.
+pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if TypeId::of::<B>() != TypeId::of::<crate::train::CpuBackend>() {
+        return activation::softmax(x, D - 1);
+    }
+    let device = x.device();
+    let row = x.dims()[D - 1];
+    let mut data = x.into_data();
+    match data.as_mut_slice::<f32>() {
+        Ok(values) if row > 0 => {
+            use rayon::prelude::*;
+            let rows_per_task = (1 << 14) / row + 1;
+            values.par_chunks_mut(row * rows_per_task).for_each(|rows| {
+                lanes::widest(
+                    #[inline(always)]
+                    || softmax_rows(rows, row),
+                )
+            });
+            Tensor::from_data(data, &device)
+        }
+        _ => activation::softmax(Tensor::from_data(data, &device), D - 1),
+    }
+}
+
+/// Lanes a row's maximum and sum are accumulated in: enough for AVX2, and a fixed order of
+/// additions (so the same row gives the same sum on any CPU).
+const ACCUMULATORS: usize = 8;
+
+#[inline(always)]
+fn softmax_rows(values: &mut [f32], row: usize) {
+    for r in values.chunks_mut(row) {
+        let mut max = [f32::NEG_INFINITY; ACCUMULATORS];
+        for chunk in r.chunks(ACCUMULATORS) {
+            for (m, &v) in max.iter_mut().zip(chunk) {
+                *m = if v > *m { v } else { *m };
+            }
+        }
+        let max = max.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        for v in r.iter_mut() {
+            // Below -87, exp is below 1.7e-38: 0 here, as it is for masked scores (f32::MIN).
+            let d = *v - max;
+            let e = lanes::expf(if d < -87.0 { -87.0 } else { d });
+            *v = if d < -87.0 { 0.0 } else { e };
+        }
+        let mut sum = [0f32; ACCUMULATORS];
+        for chunk in r.chunks(ACCUMULATORS) {
+            for (s, &v) in sum.iter_mut().zip(chunk) {
+                *s += v;
+            }
+        }
+        let inverse = 1.0 / sum.iter().sum::<f32>();
+        for v in r.iter_mut() {
+            *v *= inverse;
+        }
     }
 }
 
@@ -217,9 +280,14 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
             // On every core, as the backend's element-wise kernels run.
             use rayon::prelude::*;
             values.par_chunks_mut(1 << 14).for_each(|chunk| {
-                for v in chunk {
-                    *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
-                }
+                lanes::widest(
+                    #[inline(always)]
+                    || {
+                        for v in chunk {
+                            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+                        }
+                    },
+                )
             });
             Tensor::from_data(data, &device)
         }
@@ -276,6 +344,36 @@ mod tests {
         }
         // SAFETY: a pure C math function.
         unsafe { erff(x) }
+    }
+
+    /// Against burn's softmax, with masked (f32::MIN) and large scores, rows longer and
+    /// shorter than the accumulators.
+    #[test]
+    fn softmax_on_the_cpu_is_burn_softmax() {
+        type B = crate::train::CpuBackend;
+        let device = Default::default();
+        for row in [1, 5, 8, 13, 257] {
+            let mut scores: Vec<f32> = (0..6 * row)
+                .map(|i| (i as f32 * 0.37).sin() * 30.0)
+                .collect();
+            scores[row / 2] = f32::MIN;
+            scores[row + row / 3] = 80.0;
+            let x = Tensor::<B, 1>::from_floats(scores.as_slice(), &device).reshape([2, 3, row]);
+            let ours = softmax(x.clone()).into_data().to_vec::<f32>().unwrap();
+            let burn = activation::softmax(x, 2)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            for (i, (a, b)) in ours.iter().zip(&burn).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-6 * b.max(1e-3),
+                    "row {row}, element {i}: {a} vs burn's {b}"
+                );
+            }
+            for r in ours.chunks(row) {
+                assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,258 @@
+//! float32 math that the compiler keeps in vector lanes, and the run-time choice of the
+//! widest lanes the CPU has.
+//!
+//! [`erf`] and [`expf`] are fdlibm's `erff` and `expf` (FreeBSD's `s_erff.c` and `e_expf.c`,
+//! which the libm crate ports and burn-flex calls) with the same constants and the same float
+//! operations in the same order, written without branches: every case is computed and the
+//! right one selected. Rust never fuses a multiply and an add on its own, so the results are
+//! libm's bit for bit, in SSE2 or AVX2 lanes alike.
+//!
+//! The constants are Sun Microsystems' (fdlibm, via FreeBSD): "Copyright (C) 1993 by Sun
+//! Microsystems, Inc. All rights reserved. Developed at SunPro, a Sun Microsystems, Inc.
+//! business. Permission to use, copy, modify, and distribute this software is freely granted,
+//! provided that this notice is preserved."
+
+/// Elements a kernel processes together: small enough for its scratch arrays to stay in L1.
+pub const BLOCK: usize = 512;
+
+/// Runs `f` compiled for AVX2 (8 lanes) where the CPU has it, else for the baseline (SSE2 on
+/// x86-64, 4 lanes). `f` must do the same float operations either way, which plain Rust does:
+/// the choice changes speed, never results. Mark the closure `#[inline(always)]`: code is
+/// compiled for AVX2 only where it is inlined into the AVX2 function here.
+#[inline(always)]
+pub fn widest<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { avx2(f) };
+    }
+    f()
+}
+
+/// `erf` of at most `BLOCK` values: every lane takes the near formulas (|u| < 1.25), then
+/// the lanes beyond are gathered, computed together, and scattered back, so the costly tail
+/// (two `exp`) runs only where it is needed and still in lanes.
+#[inline(always)]
+pub fn erf(u: &[f32], out: &mut [f32]) {
+    debug_assert!(u.len() <= BLOCK && out.len() == u.len());
+    for (out, &u) in out.iter_mut().zip(u) {
+        *out = erf_near(u);
+    }
+    let mut at = [0u16; BLOCK];
+    let mut far = [0f32; BLOCK];
+    let mut count = 0;
+    for (i, &u) in u.iter().enumerate() {
+        at[count] = i as u16;
+        far[count] = u;
+        count += (magnitude_bits(u) >= ONE_AND_A_QUARTER) as usize;
+    }
+    for u in &mut far[..count] {
+        *u = erf_far(*u);
+    }
+    for (&i, &value) in at[..count].iter().zip(&far[..count]) {
+        out[i as usize] = value;
+    }
+}
+
+#[inline(always)]
+fn magnitude_bits(x: f32) -> u32 {
+    x.to_bits() & 0x7fff_ffff
+}
+
+/// Bit patterns of |x| at which `erff` changes formula.
+const TWO_TO_MINUS_28: u32 = 0x3180_0000;
+const ERX_BOUND: u32 = 0x3f58_0000; // 0.84375
+const ONE_AND_A_QUARTER: u32 = 0x3fa0_0000;
+const ONE_OVER_0_35: u32 = 0x4036_db6d;
+const SIX: u32 = 0x40c0_0000;
+
+// The constants, as bit patterns: a decimal spelling could round to another float.
+const ERX: f32 = f32::from_bits(0x3f58_560b);
+const EFX8: f32 = f32::from_bits(0x3f83_75d4);
+/// erf on [0, 0.84375]: numerator.
+const PP: [f32; 5] = bits([
+    0x3e03_75d4,
+    0xbea6_6beb,
+    0xbce9_528f,
+    0xbbbd_1489,
+    0xb7c7_56b1,
+]);
+/// and denominator.
+const QQ: [f32; 5] = bits([
+    0x3ecb_bbce,
+    0x3d85_2a63,
+    0x3ba6_8116,
+    0x390a_ee49,
+    0xb684_e21a,
+]);
+/// erf on [0.84375, 1.25]: numerator.
+const PA: [f32; 7] = bits([
+    0xbb1a_cdc6,
+    0x3ed4_6805,
+    0xbebe_9208,
+    0x3ea2_fe54,
+    0xbde3_1cc2,
+    0x3d11_51b3,
+    0xbb0d_f9c0,
+]);
+/// and denominator.
+const QA: [f32; 6] = bits([
+    0x3dd9_f331,
+    0x3f0a_5785,
+    0x3d93_1ae7,
+    0x3e01_3307,
+    0x3c5f_6e13,
+    0x3c44_5aa3,
+]);
+/// erfc on [1.25, 1/0.35]: numerator.
+const RA: [f32; 8] = bits([
+    0xbc21_a093,
+    0xbf31_a0b7,
+    0xc128_f022,
+    0xc279_8057,
+    0xc322_658c,
+    0xc338_9ae7,
+    0xc2a2_932b,
+    0xc11d_077e,
+]);
+/// and denominator.
+const SA: [f32; 8] = bits([
+    0x419d_35ce,
+    0x4309_a863,
+    0x43d9_486f,
+    0x4421_58c9,
+    0x43d6_810b,
+    0x42d9_451f,
+    0x40d2_3f7c,
+    0xbd77_7f97,
+]);
+/// erfc on [1/0.35, 6]: numerator.
+const RB: [f32; 7] = bits([
+    0xbc21_a092,
+    0xbf4c_9dd4,
+    0xc18e_104b,
+    0xc320_a2ea,
+    0xc41f_6441,
+    0xc480_230b,
+    0xc3f1_c275,
+]);
+/// and denominator.
+const SB: [f32; 7] = bits([
+    0x41f2_b459,
+    0x43a2_e571,
+    0x44c0_1759,
+    0x4547_fdbb,
+    0x451f_90ce,
+    0x43ed_43a7,
+    0xc1b3_8712,
+]);
+
+const fn bits<const N: usize>(patterns: [u32; N]) -> [f32; N] {
+    let mut floats = [0f32; N];
+    let mut i = 0;
+    while i < N {
+        floats[i] = f32::from_bits(patterns[i]);
+        i += 1;
+    }
+    floats
+}
+
+/// `c[0] + z * (c[1] + ... + z * c[n])`, nested as fdlibm writes its polynomials.
+#[inline(always)]
+fn horner(c: &[f32], z: f32) -> f32 {
+    let (last, rest) = c.split_last().expect("coefficients");
+    rest.iter().rev().fold(*last, |acc, &c| c + z * acc)
+}
+
+/// `1 + z * (c[0] + z * (...))`: fdlibm's denominators.
+#[inline(always)]
+fn one_plus(c: &[f32], z: f32) -> f32 {
+    1.0 + z * horner(c, z)
+}
+
+/// `erff(x)` for |x| < 1.25; any value elsewhere.
+#[inline(always)]
+fn erf_near(x: f32) -> f32 {
+    let bits = magnitude_bits(x);
+    let z = x * x;
+    let small = x + x * (horner(&PP, z) / one_plus(&QQ, z));
+    let tiny = 0.125 * (8.0 * x + EFX8 * x);
+    let s = f32::from_bits(bits) - 1.0;
+    let mid = 1.0 - (1.0 - ERX - horner(&PA, s) / one_plus(&QA, s));
+    let mid = with_sign_of(mid, x);
+    let y = if bits < ERX_BOUND { small } else { mid };
+    if bits < TWO_TO_MINUS_28 { tiny } else { y }
+}
+
+/// `erff(x)` for |x| >= 1.25, infinities and NaN included.
+#[inline(always)]
+fn erf_far(x: f32) -> f32 {
+    let bits = magnitude_bits(x);
+    let a = f32::from_bits(bits);
+    let s = 1.0 / (a * a);
+    let below = bits < ONE_OVER_0_35;
+    let r = if below {
+        horner(&RA, s)
+    } else {
+        horner(&RB, s)
+    };
+    let big_s = if below {
+        one_plus(&SA, s)
+    } else {
+        one_plus(&SB, s)
+    };
+    let z = f32::from_bits(bits & 0xffff_e000);
+    let erfc = expf(-z * z - 0.5625) * expf((z - a) * (z + a) + r / big_s) / a;
+    let tail = with_sign_of(1.0 - erfc, x);
+    // Beyond 6, erff is ±(1 - 2^-120), which rounds to ±1; at infinity and NaN it
+    // evaluates `1 - 2 * sign + 1 / x`.
+    let sign = (x.to_bits() >> 31) as f32;
+    let beyond = if bits >= 0x7f80_0000 {
+        1.0 - 2.0 * sign + 1.0 / x
+    } else {
+        with_sign_of(1.0 - f32::from_bits(0x0380_0000), x)
+    };
+    if bits < SIX { tail } else { beyond }
+}
+
+#[inline(always)]
+fn with_sign_of(magnitude: f32, x: f32) -> f32 {
+    f32::from_bits(magnitude.to_bits() | (x.to_bits() & 0x8000_0000))
+}
+
+const LN2_HI: f32 = f32::from_bits(0x3f31_7200);
+const LN2_LO: f32 = f32::from_bits(0x35bf_be8e);
+const INV_LN2: f32 = f32::from_bits(0x3fb8_aa3b);
+const P1: f32 = f32::from_bits(0x3e2a_aa8f);
+const P2: f32 = f32::from_bits(0xbb35_5215);
+
+/// `expf(x)` for -87 < x < 88 (erf's tail asks for -36.6 to 0.1), fdlibm's reduction
+/// `x = k ln2 + r` with its three cases of `k` taken as selects.
+#[inline(always)]
+pub fn expf(x: f32) -> f32 {
+    let bits = magnitude_bits(x);
+    let negative = x.to_bits() >> 31 != 0;
+    let far = (INV_LN2 * x + if negative { -0.5 } else { 0.5 }) as i32;
+    let near = if negative { -1 } else { 1 };
+    let k = if bits > 0x3f85_1592 {
+        far
+    } else if bits > 0x3eb1_7218 {
+        near
+    } else {
+        0
+    };
+    let kf = k as f32;
+    let hi = x - kf * LN2_HI;
+    let lo = kf * LN2_LO;
+    let r = hi - lo;
+    let rr = r * r;
+    let c = r - rr * (P1 + rr * P2);
+    let y = 1.0 + (r * c / (2.0 - c) - lo + hi);
+    // scalbnf(y, k), exact here: the result is a normal float.
+    let scaled = y * f32::from_bits((0x7f_i32.wrapping_add(k) as u32) << 23);
+    if bits > 0x3900_0000 { scaled } else { 1.0 + x }
+}
