@@ -268,7 +268,9 @@ fn softmax_rows(values: &mut [f32], row: usize) {
 ///
 /// On the CPU backend it is one vectorisable pass with a rational `erf` (below): the backend's
 /// own GELU calls a scalar `erff` per element, 6% of a DINOv2 forward pass. Other backends
-/// (CUDA) use their own kernel.
+/// (CUDA) use their own kernel. Not `model::gelu` (libm's `erff` bit for bit, which training
+/// needs to keep its numbers): that costs several times more per value, and inference only has
+/// to match transformers within 1e-4.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     if TypeId::of::<B>() != TypeId::of::<crate::train::CpuBackend>() {
         return activation::gelu(x);

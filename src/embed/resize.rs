@@ -75,7 +75,9 @@ pub fn bicubic(
     separable(grid, w_in, &taps(h_in, h_out), &taps(w_in, w_out), dim)
 }
 
-/// Keys' cubic kernel with `a = -0.5`, the one PyTorch's antialiased bicubic (and PIL) uses.
+/// Keys' cubic kernel with `a = -0.5`, the one PyTorch's antialiased bicubic (and PIL) uses,
+/// spelled as PyTorch evaluates it. `preprocess` has PIL's spelling of the same kernel: the two
+/// differ in float rounding, as the two libraries do, so each stays with the code it mirrors.
 fn keys_half(x: f64) -> f64 {
     const A: f64 = -0.5;
     let x = x.abs();
