@@ -4,7 +4,9 @@
 //! burn-flex evaluates GELU and its derivative one element at a time through libm's scalar
 //! `erff` (about 17 ns an element on a 2-core EPYC): about 40% of an MLP training step. Here
 //! the same expressions use [`lanes::erf`], libm's `erff` bit for bit in vector lanes, on every
-//! core; the derivative keeps burn-flex's scalar `exp`. Training numbers do not change, only
+//! core; the derivative keeps burn-flex's scalar `exp`. In training the forward pass keeps its
+//! `erf` values for the backward pass (which burn-flex computes twice): one more activation
+//! of the input's size, one `erf` fewer per element. Training numbers do not change, only
 //! their speed.
 //!
 //! [`gelu`] dispatches on the backend: burn-flex and `Autodiff<burn-flex>` (the trainer's) use
@@ -63,11 +65,14 @@ fn tracked_forward(x: FloatTensor<Autodiff<Flex>>) -> FloatTensor<Autodiff<Flex>
     struct ExactGelu;
 
     impl Backward<Flex, 1> for ExactGelu {
-        type State = FlexTensor;
+        /// The input and its `erf(x / √2)`, both float32 and contiguous.
+        type State = (FlexTensor, Vec<f32>);
 
-        fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-            let input = ops.state;
-            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| derivative(input, grad));
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (input, erfs) = ops.state;
+            unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+                derivative_from_erf(input, &erfs, grad)
+            });
         }
     }
 
@@ -76,7 +81,17 @@ fn tracked_forward(x: FloatTensor<Autodiff<Flex>>) -> FloatTensor<Autodiff<Flex>
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish(x.primitive.clone(), forward(x.primitive)),
+        OpsKind::Tracked(prep) if x.primitive.dtype() == DType::F32 => {
+            let input = x.primitive.to_contiguous();
+            let (output, erfs) = forward_keeping_erf(&input);
+            prep.finish((input, erfs), output)
+        }
+        // Not float32 (never in xp): burn-flex's own kernels, forward and backward.
+        OpsKind::Tracked(prep) => {
+            let input = x.primitive.clone();
+            let erfs = Vec::new();
+            prep.finish((input, erfs), forward(x.primitive))
+        }
         OpsKind::UnTracked(prep) => prep.finish(forward(x.primitive)),
     }
 }
@@ -106,17 +121,48 @@ fn forward(x: FlexTensor) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(output, x.layout().shape().clone()))
 }
 
+/// GELU of a contiguous float32 tensor, and the `erf(x / √2)` it went through (for the
+/// backward pass).
+fn forward_keeping_erf(x: &FlexTensor) -> (FlexTensor, Vec<f32>) {
+    let input = x.as_slice::<f32>().expect("contiguous float32");
+    let mut output = vec![0f32; input.len()];
+    let mut erfs = vec![0f32; input.len()];
+    use rayon::prelude::*;
+    output
+        .par_chunks_mut(TASK)
+        .zip(erfs.par_chunks_mut(TASK))
+        .zip(input.par_chunks(TASK))
+        .for_each(|((y, e), x)| {
+            lanes::widest(
+                #[inline(always)]
+                || gelu_erf_slice(x, y, e),
+            )
+        });
+    let shape = x.layout().shape().clone();
+    (FlexTensor::from_data(TensorData::new(output, shape)), erfs)
+}
+
 /// `grad * d gelu(x) / dx`, as burn-flex's `gelu_backward`.
+#[cfg(test)]
 fn derivative(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+    if x.dtype() != DType::F32 || grad.dtype() != DType::F32 {
+        return <Flex as ActivationOps<Flex>>::gelu_backward(x, grad);
+    }
+    let x = x.to_contiguous();
+    let (_, erfs) = forward_keeping_erf(&x);
+    derivative_from_erf(x, &erfs, grad)
+}
+
+/// [`derivative`] with `erf(x / √2)` already computed (`erfs`, empty when `x` is not float32).
+fn derivative_from_erf(x: FlexTensor, erfs: &[f32], grad: FlexTensor) -> FlexTensor {
     if x.dtype() != DType::F32 || grad.dtype() != DType::F32 {
         return <Flex as ActivationOps<Flex>>::gelu_backward(x, grad);
     }
     let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
     let input = x.as_slice::<f32>().expect("contiguous float32");
     let upstream = grad.as_slice::<f32>().expect("contiguous float32");
-    assert_eq!(
-        input.len(),
-        upstream.len(),
+    assert!(
+        input.len() == upstream.len() && input.len() == erfs.len(),
         "GELU: gradient of another shape"
     );
     let mut output = vec![0f32; input.len()];
@@ -124,10 +170,11 @@ fn derivative(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
     output
         .par_chunks_mut(TASK)
         .zip(input.par_chunks(TASK).zip(upstream.par_chunks(TASK)))
-        .for_each(|(out, (x, g))| {
+        .zip(erfs.par_chunks(TASK))
+        .for_each(|((out, (x, g)), e)| {
             lanes::widest(
                 #[inline(always)]
-                || derivative_slice(x, g, out),
+                || derivative_slice(x, e, g, out),
             )
         });
     FlexTensor::from_data(TensorData::new(output, x.layout().shape().clone()))
@@ -136,10 +183,22 @@ fn derivative(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
 /// `0.5 * x * (1 + erf(x / √2))`, burn-flex's expression.
 #[inline(always)]
 fn gelu_slice(x: &[f32], y: &mut [f32]) {
-    let mut u = [0f32; BLOCK];
     let mut e = [0f32; BLOCK];
     for (x, y) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)) {
-        let (u, e) = (&mut u[..x.len()], &mut e[..x.len()]);
+        gelu_erf_slice(x, y, &mut e[..x.len()]);
+    }
+}
+
+/// [`gelu_slice`] on at most `BLOCK` values, writing `erf(x / √2)` to `e` too.
+#[inline(always)]
+fn gelu_erf_slice(x: &[f32], y: &mut [f32], e: &mut [f32]) {
+    let mut u = [0f32; BLOCK];
+    for ((x, y), e) in x
+        .chunks(BLOCK)
+        .zip(y.chunks_mut(BLOCK))
+        .zip(e.chunks_mut(BLOCK))
+    {
+        let u = &mut u[..x.len()];
         for (u, &x) in u.iter_mut().zip(x) {
             *u = x / SQRT_2;
         }
@@ -150,19 +209,15 @@ fn gelu_slice(x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `grad * (cdf + x * pdf)`, burn-flex's expression, with its scalar `exp`.
+/// `grad * (cdf + x * pdf)`, burn-flex's expression, with its scalar `exp`; `e` holds
+/// `erf(x / √2)`.
 #[inline(always)]
-fn derivative_slice(x: &[f32], grad: &[f32], out: &mut [f32]) {
+fn derivative_slice(x: &[f32], e: &[f32], grad: &[f32], out: &mut [f32]) {
     let inv_sqrt_2pi: f32 = 1.0 / (2.0 * PI).sqrt();
     let mut u = [0f32; BLOCK];
-    let mut e = [0f32; BLOCK];
-    let blocks = x.chunks(BLOCK).zip(grad.chunks(BLOCK));
-    for ((x, grad), out) in blocks.zip(out.chunks_mut(BLOCK)) {
-        let (u, e) = (&mut u[..x.len()], &mut e[..x.len()]);
-        for (u, &x) in u.iter_mut().zip(x) {
-            *u = x / SQRT_2;
-        }
-        lanes::erf(u, e);
+    let blocks = x.chunks(BLOCK).zip(e.chunks(BLOCK)).zip(grad.chunks(BLOCK));
+    for (((x, e), grad), out) in blocks.zip(out.chunks_mut(BLOCK)) {
+        let u = &mut u[..x.len()];
         for (u, &x) in u.iter_mut().zip(x) {
             *u = (-0.5 * x * x).exp();
         }

@@ -70,13 +70,14 @@ impl MlpBackboneConfig {
 
 impl<B: Backend> MlpBackbone<B> {
     /// See `FrameBackbone::activation_bytes_per_frame`: the frame's inputs (and their copy),
-    /// each stream's hidden layer before and after GELU and its output, the fused features.
+    /// each stream's hidden layer before and after GELU (and GELU's `erf` values, kept for the
+    /// backward pass) and its output, the fused features.
     pub fn activation_bytes_per_frame(&self) -> usize {
         let inputs: usize = self.streams.iter().map(|s| s.input.weight.dims()[0]).sum();
         let per_stream: usize = self
             .streams
             .iter()
-            .map(|s| 3 * s.input.weight.dims()[1] + 2 * s.output.weight.dims()[1])
+            .map(|s| 4 * s.input.weight.dims()[1] + 2 * s.output.weight.dims()[1])
             .sum();
         let dim = self.fuse.weight.dims()[1];
         4 * (2 * inputs + per_stream + 4 * dim)
