@@ -33,6 +33,41 @@ pub fn widest<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `kernel` on every core, in the widest lanes, over matching pieces of `piece` elements
+/// of `outputs` (written) and `inputs` (read), which all have one length (the last piece may be
+/// shorter). Mark `kernel` `#[inline(always)]`, as for [`widest`].
+pub fn par_pieces<const O: usize, const I: usize>(
+    piece: usize,
+    outputs: [&mut [f32]; O],
+    inputs: [&[f32]; I],
+    kernel: impl Fn([&mut [f32]; O], [&[f32]; I]) + Sync,
+) {
+    use rayon::prelude::*;
+    let piece = piece.max(1);
+    let len = outputs.first().map_or(0, |o| o.len());
+    let lengths = outputs.iter().map(|o| o.len());
+    assert!(
+        lengths
+            .chain(inputs.iter().map(|i| i.len()))
+            .all(|l| l == len),
+        "lanes::par_pieces: slices of different lengths"
+    );
+    let mut chunks = outputs.map(|o| o.chunks_mut(piece));
+    let pieces: Vec<_> = (0..len.div_ceil(piece))
+        .map(|p| {
+            let outs = chunks.each_mut().map(|c| c.next().expect("one length"));
+            let range = p * piece..((p + 1) * piece).min(len);
+            (outs, inputs.map(|i| &i[range.clone()]))
+        })
+        .collect();
+    pieces.into_par_iter().for_each(|(outs, ins)| {
+        widest(
+            #[inline(always)]
+            || kernel(outs, ins),
+        )
+    });
+}
+
 /// `erf` of at most `BLOCK` values: every lane takes the near formulas (|u| < 1.25), then
 /// the lanes beyond are gathered, computed together, and scattered back, so the costly tail
 /// (two `exp`) runs only where it is needed and still in lanes.
@@ -255,4 +290,43 @@ pub fn expf(x: f32) -> f32 {
     // scalbnf(y, k), exact here: the result is a normal float.
     let scaled = y * f32::from_bits((0x7f_i32.wrapping_add(k) as u32) << 23);
     if bits > 0x3900_0000 { scaled } else { 1.0 + x }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_cover_every_element_once_and_in_step() {
+        let input: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        let (mut doubled, mut sizes) = (vec![0f32; 1000], vec![0f32; 1000]);
+        par_pieces(
+            64,
+            [&mut doubled, &mut sizes],
+            [&input, &input],
+            |[doubled, sizes], [x, y]| {
+                let size = x.len() as f32;
+                for ((d, s), (x, y)) in doubled
+                    .iter_mut()
+                    .zip(sizes.iter_mut())
+                    .zip(x.iter().zip(y))
+                {
+                    *d += x + y;
+                    *s = size;
+                }
+            },
+        );
+        let expected: Vec<f32> = (0..1000).map(|i| 2.0 * i as f32).collect();
+        assert_eq!(doubled, expected);
+        // 15 pieces of 64, then the 40 left.
+        assert!(sizes[..960].iter().all(|&s| s == 64.0));
+        assert!(sizes[960..].iter().all(|&s| s == 40.0));
+    }
+
+    #[test]
+    #[should_panic(expected = "slices of different lengths")]
+    fn pieces_of_different_lengths_are_refused() {
+        let mut out = vec![0f32; 10];
+        par_pieces(4, [&mut out], [&[1.0; 9]], |_, _| {});
+    }
 }

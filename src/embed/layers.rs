@@ -217,14 +217,14 @@ pub fn softmax<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
         Ok(values) if row > 0 => {
-            use rayon::prelude::*;
             let rows_per_task = (1 << 14) / row + 1;
-            values.par_chunks_mut(row * rows_per_task).for_each(|rows| {
-                lanes::widest(
-                    #[inline(always)]
-                    || softmax_rows(rows, row),
-                )
-            });
+            lanes::par_pieces(
+                row * rows_per_task,
+                [values],
+                [],
+                #[inline(always)]
+                |[rows], []| softmax_rows(rows, row),
+            );
             Tensor::from_data(data, &device)
         }
         _ => activation::softmax(Tensor::from_data(data, &device), D - 1),
@@ -280,17 +280,17 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     match data.as_mut_slice::<f32>() {
         Ok(values) => {
             // On every core, as the backend's element-wise kernels run.
-            use rayon::prelude::*;
-            values.par_chunks_mut(1 << 14).for_each(|chunk| {
-                lanes::widest(
-                    #[inline(always)]
-                    || {
-                        for v in chunk {
-                            *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
-                        }
-                    },
-                )
-            });
+            lanes::par_pieces(
+                1 << 14,
+                [values],
+                [],
+                #[inline(always)]
+                |[chunk], []| {
+                    for v in chunk {
+                        *v = 0.5 * *v * (1.0 + erf(*v * std::f32::consts::FRAC_1_SQRT_2));
+                    }
+                },
+            );
             Tensor::from_data(data, &device)
         }
         // Not float32 (the encoders load float32 weights): the backend's own kernel.

@@ -108,16 +108,13 @@ fn forward(x: FlexTensor) -> FlexTensor {
     let x = x.to_contiguous();
     let input = x.as_slice::<f32>().expect("contiguous float32");
     let mut output = vec![0f32; input.len()];
-    use rayon::prelude::*;
-    output
-        .par_chunks_mut(TASK)
-        .zip(input.par_chunks(TASK))
-        .for_each(|(y, x)| {
-            lanes::widest(
-                #[inline(always)]
-                || gelu_slice(x, y),
-            )
-        });
+    lanes::par_pieces(
+        TASK,
+        [&mut output],
+        [input],
+        #[inline(always)]
+        |[y], [x]| gelu_slice(x, y),
+    );
     FlexTensor::from_data(TensorData::new(output, x.layout().shape().clone()))
 }
 
@@ -127,17 +124,13 @@ fn forward_keeping_erf(x: &FlexTensor) -> (FlexTensor, Vec<f32>) {
     let input = x.as_slice::<f32>().expect("contiguous float32");
     let mut output = vec![0f32; input.len()];
     let mut erfs = vec![0f32; input.len()];
-    use rayon::prelude::*;
-    output
-        .par_chunks_mut(TASK)
-        .zip(erfs.par_chunks_mut(TASK))
-        .zip(input.par_chunks(TASK))
-        .for_each(|((y, e), x)| {
-            lanes::widest(
-                #[inline(always)]
-                || gelu_erf_slice(x, y, e),
-            )
-        });
+    lanes::par_pieces(
+        TASK,
+        [&mut output, &mut erfs],
+        [input],
+        #[inline(always)]
+        |[y, e], [x]| gelu_erf_slice(x, y, e),
+    );
     let shape = x.layout().shape().clone();
     (FlexTensor::from_data(TensorData::new(output, shape)), erfs)
 }
@@ -166,17 +159,13 @@ fn derivative_from_erf(x: FlexTensor, erfs: &[f32], grad: FlexTensor) -> FlexTen
         "GELU: gradient of another shape"
     );
     let mut output = vec![0f32; input.len()];
-    use rayon::prelude::*;
-    output
-        .par_chunks_mut(TASK)
-        .zip(input.par_chunks(TASK).zip(upstream.par_chunks(TASK)))
-        .zip(erfs.par_chunks(TASK))
-        .for_each(|((out, (x, g)), e)| {
-            lanes::widest(
-                #[inline(always)]
-                || derivative_slice(x, e, g, out),
-            )
-        });
+    lanes::par_pieces(
+        TASK,
+        [&mut output],
+        [input, erfs, upstream],
+        #[inline(always)]
+        |[out], [x, e, g]| derivative_slice(x, e, g, out),
+    );
     FlexTensor::from_data(TensorData::new(output, x.layout().shape().clone()))
 }
 
