@@ -172,13 +172,14 @@ fn derivative_from_erf(x: FlexTensor, erfs: &[f32], grad: FlexTensor) -> FlexTen
 /// `0.5 * x * (1 + erf(x / √2))`, burn-flex's expression.
 #[inline(always)]
 fn gelu_slice(x: &[f32], y: &mut [f32]) {
+    // `erf` values are not wanted here: a block-sized scratch takes them.
     let mut e = [0f32; BLOCK];
     for (x, y) in x.chunks(BLOCK).zip(y.chunks_mut(BLOCK)) {
         gelu_erf_slice(x, y, &mut e[..x.len()]);
     }
 }
 
-/// [`gelu_slice`] on at most `BLOCK` values, writing `erf(x / √2)` to `e` too.
+/// [`gelu_slice`], also writing `erf(x / √2)` to `e` (as long as `x`).
 #[inline(always)]
 fn gelu_erf_slice(x: &[f32], y: &mut [f32], e: &mut [f32]) {
     let mut u = [0f32; BLOCK];
