@@ -19,6 +19,8 @@
 //!   times more on the CPU backends. The stacked window is a copy (2.25 x one block output);
 //!   nine frame-shifted products summed instead would need eight additions over the wider
 //!   output (8 x one block output), since burn has no accumulating matrix product.
+//!   On the CPU the window is written, and its gradient summed, by xp's own kernels
+//!   ([`super::window`]): burn's slices and concatenation took a quarter of a step.
 //! - The aggregation runs before or after `spatial`, whichever has fewer channels
 //!   (`A (X W) = (A X) W`).
 //! - No BatchNorm (ST-GCN has it): padded frames would enter the batch statistics and a
@@ -33,9 +35,9 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use burn::tensor::ops::PadMode;
 
 use super::graph::{NUM_POINTS, STREAMS, normalized_adjacency};
+use super::window::masked_window;
 
 /// Block width / bottleneck width of the temporal convolution.
 const BOTTLENECK: usize = 4;
@@ -106,32 +108,15 @@ impl<B: Backend> GcnBlock<B> {
             add_bias(&self.spatial, aggregated)
         };
         // Padded frames become zeros, exactly what same padding puts past a sequence's end, so
-        // real frames never see padded ones.
-        let h = h.reshape([bottleneck, b, t, n]) * keep;
-        let h = mix(&self.temporal, self.window(h));
+        // real frames never see padded ones; then the 9-frame window (`window`).
+        let h = masked_window(h.reshape([bottleneck, b, t, n]), keep, self.kernel);
+        let h = mix(&self.temporal, h);
         let c_out = h.dims()[0];
         let residual = match &self.residual {
             Some(projection) => mix(projection, x.reshape([c_in, m])),
             None => x.reshape([c_in, m]),
         };
         relu(h + residual).reshape([c_out, b, t, n])
-    }
-
-    /// Stacks the `kernel` frames centred on each frame along the channels (zeros past the
-    /// ends): `[C, B, T, N] -> [kernel x C, B*T*N]`, row `k x C + c` = channel c of frame
-    /// `t + k - kernel/2`. Each tap is a frame-shifted slice of the padded input; one
-    /// concatenation writes them all.
-    fn window(&self, h: Tensor<B, 4>) -> Tensor<B, 2> {
-        let [c, b, t, n] = h.dims();
-        let half = self.kernel / 2;
-        let padded = h.pad(
-            [(0, 0), (0, 0), (half, half), (0, 0)],
-            PadMode::Constant(0.0),
-        );
-        let taps = (0..self.kernel)
-            .map(|k| padded.clone().slice([0..c, 0..b, k..k + t, 0..n]))
-            .collect();
-        Tensor::cat(taps, 0).reshape([self.kernel * c, b * t * n])
     }
 }
 
@@ -415,7 +400,6 @@ mod tests {
     fn window_is_same_padded_and_local() {
         let _rng = rng_lock();
         let device = Default::default();
-        let block = GcnBlock::<TestBackend>::new(2, 4, 9, &device);
         // Frame t holds the value t + 1 (node 0, channel 0), so a window shows which frames it
         // read; zeros are the same padding.
         let t = 12;
@@ -428,7 +412,8 @@ mod tests {
             TensorData::new(data, [1, 1, t, NUM_POINTS]),
             &device,
         );
-        let window = block.window(h);
+        let keep = Tensor::<TestBackend, 4>::ones([1, 1, t, 1], &device);
+        let window = masked_window(h, keep, 9);
         assert_eq!(window.dims(), [9, t * NUM_POINTS]);
         let window = window.into_data().to_vec::<f32>().unwrap();
         for frame in 0..t {

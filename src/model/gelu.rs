@@ -12,7 +12,6 @@
 //! [`gelu`] dispatches on the backend: burn-flex and `Autodiff<burn-flex>` (the trainer's) use
 //! the kernels here, every other backend (CUDA) its own GELU.
 
-use std::any::Any;
 use std::f32::consts::{PI, SQRT_2};
 
 use burn::backend::Autodiff;
@@ -25,30 +24,16 @@ use burn::prelude::*;
 use burn::tensor::ops::{ActivationOps, FloatTensor};
 use burn::tensor::{DType, TensorData, TensorPrimitive, activation};
 
+use super::on_flex::{OnFlex, classify, same_type};
 use crate::lanes::{self, BLOCK};
 
 /// `x * Φ(x)` with `Φ` the standard normal CDF, as `burn::tensor::activation::gelu`.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let x: Box<dyn Any> = Box::new(x);
-    let x = match x.downcast::<Tensor<Flex, D>>() {
-        Ok(x) => return same_type(map_primitive(*x, forward)),
-        Err(x) => x,
-    };
-    let x = match x.downcast::<Tensor<Autodiff<Flex>, D>>() {
-        Ok(x) => return same_type(map_primitive(*x, tracked_forward)),
-        Err(x) => x,
-    };
-    activation::gelu(
-        *x.downcast::<Tensor<B, D>>()
-            .expect("the argument's own type"),
-    )
-}
-
-/// `value` as `T`, which it is (checked by the caller's `downcast`).
-fn same_type<T: 'static>(value: impl Any) -> T {
-    *(Box::new(value) as Box<dyn Any>)
-        .downcast::<T>()
-        .expect("the caller's type")
+    match classify(x) {
+        OnFlex::Plain(x) => same_type(map_primitive(x, forward)),
+        OnFlex::Tracked(x) => same_type(map_primitive(x, tracked_forward)),
+        OnFlex::Other(x) => activation::gelu(x),
+    }
 }
 
 fn map_primitive<B: Backend, const D: usize>(

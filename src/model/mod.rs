@@ -18,9 +18,11 @@ pub mod gelu;
 pub mod graph;
 pub mod image;
 pub mod mlp;
+mod on_flex;
 pub mod sequence;
 pub mod text;
 pub mod weights;
+pub mod window;
 
 pub use classifier::{Backbone, KeypointModel, KeypointModelConfig};
 pub use fusion::{Batch, Classifier, ClassifierConfig};

@@ -1,0 +1,64 @@
+//! Run-time dispatch to xp's own CPU kernels.
+//!
+//! The model code is generic over `B: Backend`; a few operations have kernels of xp's own for
+//! burn's CPU backend (burn-flex), where burn's composite operations copy or allocate more than
+//! they need. [`classify`] tells, at run time, which backend a tensor is on: plain burn-flex
+//! (inference), `Autodiff<burn-flex>` (training: the kernel comes with its own backward pass),
+//! or any other (CUDA), which keeps burn's operations.
+
+use std::any::Any;
+
+use burn::backend::Autodiff;
+use burn::backend::flex::Flex;
+use burn::prelude::*;
+
+/// A tensor of a generic backend, sorted by the backend it is on.
+pub(crate) enum OnFlex<B: Backend, const D: usize> {
+    /// burn-flex, not tracked.
+    Plain(Tensor<Flex, D>),
+    /// burn-flex under autodiff (the trainer's backend).
+    Tracked(Tensor<Autodiff<Flex>, D>),
+    /// Any other backend.
+    Other(Tensor<B, D>),
+}
+
+/// Which backend `x` is on (see [`OnFlex`]).
+pub(crate) fn classify<B: Backend, const D: usize>(x: Tensor<B, D>) -> OnFlex<B, D> {
+    let x: Box<dyn Any> = Box::new(x);
+    let x = match x.downcast::<Tensor<Flex, D>>() {
+        Ok(x) => return OnFlex::Plain(*x),
+        Err(x) => x,
+    };
+    let x = match x.downcast::<Tensor<Autodiff<Flex>, D>>() {
+        Ok(x) => return OnFlex::Tracked(*x),
+        Err(x) => x,
+    };
+    OnFlex::Other(
+        *x.downcast::<Tensor<B, D>>()
+            .expect("the argument's own type"),
+    )
+}
+
+/// `value` as `T`, which it is: for a result computed on the backend [`classify`] found, handed
+/// back as the caller's generic type.
+pub(crate) fn same_type<T: 'static>(value: impl Any) -> T {
+    *(Box::new(value) as Box<dyn Any>)
+        .downcast::<T>()
+        .expect("the caller's type")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorts_tensors_by_backend() {
+        let device = Default::default();
+        let plain = Tensor::<Flex, 1>::zeros([2], &device);
+        assert!(matches!(classify(plain.clone()), OnFlex::Plain(_)));
+        let tracked = Tensor::<Autodiff<Flex>, 1>::zeros([2], &device);
+        assert!(matches!(classify(tracked), OnFlex::Tracked(_)));
+        let back: Tensor<Flex, 1> = same_type(plain);
+        assert_eq!(back.dims(), [2]);
+    }
+}
