@@ -37,6 +37,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::graph::{NUM_POINTS, STREAMS, normalized_adjacency};
+use super::matmul::matmul;
 use super::window::masked_window;
 
 /// Block width / bottleneck width of the temporal convolution.
@@ -95,16 +96,14 @@ impl<B: Backend> GcnBlock<B> {
         // A (X W) = (A X) W: aggregate over the nodes where there are fewer channels. With
         // nodes last, the aggregation is one `[C*B*T, N] x [N, N]` product (A is symmetric).
         let h = if c_in <= bottleneck {
-            let aggregated = x.clone().reshape([c_in * b * t, n]).matmul(adjacency);
+            let aggregated = matmul(x.clone().reshape([c_in * b * t, n]), adjacency);
             mix(&self.spatial, aggregated.reshape([c_in, m]))
         } else {
             // The bias comes after the aggregation, as in the other order (A's rows do not
             // sum to 1).
             let mixed = weigh(&self.spatial, x.clone().reshape([c_in, m]));
-            let aggregated = mixed
-                .reshape([bottleneck * b * t, n])
-                .matmul(adjacency)
-                .reshape([bottleneck, m]);
+            let aggregated =
+                matmul(mixed.reshape([bottleneck * b * t, n]), adjacency).reshape([bottleneck, m]);
             add_bias(&self.spatial, aggregated)
         };
         // Padded frames become zeros, exactly what same padding puts past a sequence's end, so
@@ -128,7 +127,7 @@ fn mix<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
 
 /// The weight part of [`mix`]: `W^T x`.
 fn weigh<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
-    linear.weight.val().transpose().matmul(x)
+    matmul(linear.weight.val().transpose(), x)
 }
 
 /// The bias part of [`mix`]: `y + b` along the channels.
@@ -206,12 +205,13 @@ impl<B: Backend> GcnBackbone<B> {
         }
         let width = x.dims()[0];
         // The mean over each stream's nodes, as one product with a `[N, streams]` matrix.
-        let pooled = x
-            .reshape([width * b * t, n])
-            .matmul(stream_means::<B>(&self.adjacency.device()))
-            .reshape([width, b * t, STREAMS.len()])
-            .permute([1, 2, 0])
-            .reshape([b, t, STREAMS.len() * width]);
+        let pooled = matmul(
+            x.reshape([width * b * t, n]),
+            stream_means::<B>(&self.adjacency.device()),
+        )
+        .reshape([width, b * t, STREAMS.len()])
+        .permute([1, 2, 0])
+        .reshape([b, t, STREAMS.len() * width]);
         self.project.forward(pooled)
     }
 }

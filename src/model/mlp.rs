@@ -9,6 +9,7 @@
 //! can be recomputed chunk by chunk (see `classifier`).
 
 use super::gelu;
+use super::matmul::linear;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -42,7 +43,7 @@ impl<B: Backend> StreamMlp<B> {
 
     /// `[rows, points x channels] -> [rows, dim]`.
     fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.output.forward(gelu(self.input.forward(x)))
+        linear(&self.output, gelu(linear(&self.input, x)))
     }
 }
 
@@ -98,7 +99,7 @@ impl<B: Backend> MlpBackbone<B> {
                 mlp.forward(stream)
             })
             .collect();
-        let fused = self.fuse.forward(Tensor::cat(features, 1));
+        let fused = linear(&self.fuse, Tensor::cat(features, 1));
         let dim = fused.dims()[1];
         fused.reshape([b, t, dim])
     }

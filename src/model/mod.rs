@@ -17,6 +17,7 @@ pub mod gcn;
 pub mod gelu;
 pub mod graph;
 pub mod image;
+pub mod matmul;
 pub mod mlp;
 mod on_flex;
 pub mod sequence;

@@ -1,0 +1,371 @@
+//! Matrix products of two-dimensional tensors, and linear layers over rows, without burn-flex's
+//! extra copy of every result.
+//!
+//! burn-flex allocates each product's output as zeroed bytes and then, because a byte vector
+//! does not promise the 16-byte alignment its buffers want, allocates again and copies: two
+//! allocations, a zeroing and a copy for every product, forward and backward (a fifth of a GCN
+//! training step, more than the arithmetic of its narrow products). Here the output is one
+//! float vector that the `gemm` crate fills, with burn-flex's own call to it (same strides,
+//! same threading rule), so every value is burn-flex's bit for bit; in training the backward
+//! pass computes the gradients with burn's formulas (`grad x rhs^T`, `lhs^T x grad`, the bias
+//! gradient as burn's sum over rows) on the same kernel. Other backends (CUDA) keep burn's
+//! operations.
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, binary};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::ops::{FloatTensor, FloatTensorOps};
+use burn::tensor::{DType, Shape, TensorData, TensorPrimitive};
+
+use super::on_flex::{OnFlex, classify, same_type};
+
+/// `lhs x rhs`: `[M, K] x [K, N] -> [M, N]`, as `Tensor::matmul`.
+pub fn matmul<B: Backend>(lhs: Tensor<B, 2>, rhs: Tensor<B, 2>) -> Tensor<B, 2> {
+    if lhs.dtype() != DType::F32 || rhs.dtype() != DType::F32 {
+        return lhs.matmul(rhs);
+    }
+    match (classify(lhs), classify(rhs)) {
+        (OnFlex::Plain(lhs), OnFlex::Plain(rhs)) => {
+            let out = product(&primitive(lhs), &primitive(rhs));
+            same_type(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(
+                out,
+            )))
+        }
+        (OnFlex::Tracked(lhs), OnFlex::Tracked(rhs)) => {
+            let out = tracked_product(primitive(lhs), primitive(rhs));
+            same_type(Tensor::<Autodiff<Flex>, 2>::from_primitive(
+                TensorPrimitive::Float(out),
+            ))
+        }
+        (OnFlex::Other(lhs), OnFlex::Other(rhs)) => lhs.matmul(rhs),
+        _ => unreachable!("both operands are of one backend"),
+    }
+}
+
+/// `layer` applied to rows: `[M, d_in] -> [M, d_out]`, as `Linear::forward`.
+pub fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let weight = layer.weight.val();
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    let all_f32 = x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+    let Some(bias) = bias.filter(|_| all_f32) else {
+        return layer.forward(x);
+    };
+    match (classify(x), classify(weight), classify(bias)) {
+        (OnFlex::Plain(x), OnFlex::Plain(weight), OnFlex::Plain(bias)) => {
+            let out = product(&primitive(x), &primitive(weight));
+            let out = add_bias(out, primitive(bias));
+            same_type(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(
+                out,
+            )))
+        }
+        (OnFlex::Tracked(x), OnFlex::Tracked(weight), OnFlex::Tracked(bias)) => {
+            let out = tracked_linear(primitive(x), primitive(weight), primitive(bias));
+            same_type(Tensor::<Autodiff<Flex>, 2>::from_primitive(
+                TensorPrimitive::Float(out),
+            ))
+        }
+        (OnFlex::Other(x), _, _) => layer.forward(x),
+        _ => unreachable!("the input and the layer are of one backend"),
+    }
+}
+
+fn primitive<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> FloatTensor<Bk> {
+    x.into_primitive().tensor()
+}
+
+/// burn-flex's rule for threading a product (`matmul.rs`): above 192³ multiply-adds, every
+/// core.
+fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+    if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// The product of two float32 burn-flex matrices of any strides (transposed views included),
+/// into a new row-major matrix: burn-flex's `gemm` call, without its zeroing and copy.
+fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
+    let [m, k] = lhs.layout().shape().dims::<2>();
+    let [k_rhs, n] = rhs.layout().shape().dims::<2>();
+    assert_eq!(k, k_rhs, "matmul: inner dimensions must match");
+    let stride = |t: &FlexTensor| {
+        let s = t.layout().strides();
+        (s[0], s[1])
+    };
+    let (lhs_rs, lhs_cs) = stride(lhs);
+    let (rhs_rs, rhs_cs) = stride(rhs);
+    let lhs_data = &lhs.storage::<f32>()[lhs.layout().start_offset()..];
+    let rhs_data = &rhs.storage::<f32>()[rhs.layout().start_offset()..];
+    let len = m.checked_mul(n).expect("matmul: output size overflows");
+    let mut out = Vec::<f32>::with_capacity(len);
+    if k == 0 {
+        out.resize(len, 0.0);
+    } else if len > 0 {
+        // SAFETY: the output is `m x n` row-major floats of `out`'s capacity; the inputs are
+        // read through their own layouts (shape and strides checked by burn-flex when the
+        // views were made), as burn-flex's `matmul_2d_strided` does. With `read_dst` false,
+        // `gemm` writes every output element (`dst = 1 * lhs x rhs`) and reads none, so after
+        // it all `len` elements are initialised.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                lhs_data.as_ptr(),
+                lhs_cs,
+                lhs_rs,
+                rhs_data.as_ptr(),
+                rhs_cs,
+                rhs_rs,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism(m, n, k),
+            );
+            out.set_len(len);
+        }
+    }
+    FlexTensor::from_data(TensorData::new(out, [m, n]))
+}
+
+/// `out + bias` along the rows, as burn's default `linear` adds it (`[1, d_out]` broadcast).
+fn add_bias(out: FlexTensor, bias: FlexTensor) -> FlexTensor {
+    let d_out = bias.layout().shape()[0];
+    Flex::float_add(out, Flex::float_reshape(bias, Shape::new([1, d_out])))
+}
+
+/// [`product`] under autodiff, with burn's matmul backward: `grad x rhs^T` for `lhs`,
+/// `lhs^T x grad` for `rhs`, each only when that side is tracked.
+fn tracked_product(
+    lhs: FloatTensor<Autodiff<Flex>>,
+    rhs: FloatTensor<Autodiff<Flex>>,
+) -> FloatTensor<Autodiff<Flex>> {
+    #[derive(Debug)]
+    struct Product;
+
+    impl Backward<Flex, 2> for Product {
+        /// `lhs` when `rhs` is tracked, `rhs` when `lhs` is.
+        type State = (Option<FlexTensor>, Option<FlexTensor>);
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let (lhs, rhs) = ops.state;
+            binary::<Flex, _, _>(
+                ops.parents,
+                ops.node,
+                grads,
+                |grad| product(&grad, &rhs.expect("kept for lhs").transpose(0, 1)),
+                |grad| product(&lhs.expect("kept for rhs").transpose(0, 1), &grad),
+            );
+        }
+    }
+
+    let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+    match Product
+        .prepare::<NoCheckpointing>([lhs.node.clone(), rhs.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let out = product(&lhs.primitive, &rhs.primitive);
+            let state = (
+                rhs_tracked.then(|| lhs.primitive.clone()),
+                lhs_tracked.then(|| rhs.primitive.clone()),
+            );
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(product(&lhs.primitive, &rhs.primitive)),
+    }
+}
+
+/// `x W + b` under autodiff, with burn's linear backward, in its order: `grad x W^T` for `x`,
+/// `x^T x grad` for `W`, the column sums of `grad` for `b`.
+fn tracked_linear(
+    x: FloatTensor<Autodiff<Flex>>,
+    weight: FloatTensor<Autodiff<Flex>>,
+    bias: FloatTensor<Autodiff<Flex>>,
+) -> FloatTensor<Autodiff<Flex>> {
+    #[derive(Debug)]
+    struct LinearRows;
+
+    impl Backward<Flex, 3> for LinearRows {
+        /// `x` when the weight is tracked, the weight when `x` is.
+        type State = (Option<FlexTensor>, Option<FlexTensor>);
+
+        fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [node_x, node_weight, node_bias] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node);
+            let (x, weight) = ops.state;
+            if let Some(node) = node_x {
+                let weight = weight.expect("kept for x");
+                grads.register::<Flex>(node.id, product(&grad, &weight.transpose(0, 1)));
+            }
+            if let Some(node) = node_weight {
+                let x = x.expect("kept for the weight");
+                grads.register::<Flex>(node.id, product(&x.transpose(0, 1), &grad));
+            }
+            if let Some(node) = node_bias {
+                let d_out = grad.layout().shape()[1];
+                let sums = Flex::float_sum_dim(grad, 0);
+                grads.register::<Flex>(node.id, Flex::float_reshape(sums, Shape::new([d_out])));
+            }
+        }
+    }
+
+    let (x_tracked, weight_tracked) = (x.is_tracked(), weight.is_tracked());
+    let forward =
+        |x: &FlexTensor, weight: &FlexTensor, bias: FlexTensor| add_bias(product(x, weight), bias);
+    match LinearRows
+        .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let out = forward(&x.primitive, &weight.primitive, bias.primitive);
+            let state = (
+                weight_tracked.then(|| x.primitive.clone()),
+                x_tracked.then(|| weight.primitive.clone()),
+            );
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(forward(&x.primitive, &weight.primitive, bias.primitive))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::AutodiffModule;
+    use burn::nn::LinearConfig;
+    use burn::tensor::Distribution;
+
+    type Tracked = Autodiff<Flex>;
+
+    fn bits<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> Vec<u32> {
+        let v = x.into_data().to_vec::<f32>().unwrap();
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// Values of many magnitudes, so that any change in the order of additions shows.
+    fn spread<Bk: Backend>(dims: [usize; 2], device: &Bk::Device) -> Tensor<Bk, 2> {
+        Tensor::<Bk, 2>::random(dims, Distribution::Normal(0.0, 1.0), device)
+            * Tensor::<Bk, 2>::random(dims, Distribution::Uniform(-5.0, 5.0), device).exp()
+    }
+
+    /// Shapes below and above burn-flex's threading threshold (192³ multiply-adds).
+    const SHAPES: [[usize; 3]; 4] = [[7, 5, 3], [137, 64, 40], [2000, 137, 137], [1, 300, 9]];
+
+    #[test]
+    fn products_are_burns_bit_for_bit() {
+        let device = Default::default();
+        for [m, k, n] in SHAPES {
+            let lhs = spread::<Flex>([m, k], &device);
+            let rhs = spread::<Flex>([k, n], &device);
+            assert_eq!(
+                bits(matmul(lhs.clone(), rhs.clone())),
+                bits(lhs.clone().matmul(rhs.clone())),
+                "{m}x{k}x{n}"
+            );
+            // Transposed views (strided operands), as in the backward pass and the GCN's mix.
+            let lhs_t = spread::<Flex>([k, m], &device).transpose();
+            let rhs_t = spread::<Flex>([n, k], &device).transpose();
+            assert_eq!(
+                bits(matmul(lhs_t.clone(), rhs_t.clone())),
+                bits(lhs_t.matmul(rhs_t)),
+                "{m}x{k}x{n} transposed"
+            );
+        }
+    }
+
+    #[test]
+    fn product_gradients_are_burns_bit_for_bit() {
+        let device = Default::default();
+        for [m, k, n] in SHAPES {
+            let lhs = spread::<Tracked>([m, k], &device);
+            let rhs = spread::<Tracked>([k, n], &device);
+            let upstream = spread::<Tracked>([m, n], &device);
+            // Both tracked, then only one side (the other a constant, as the GCN's adjacency).
+            for (track_lhs, track_rhs) in [(true, true), (true, false), (false, true)] {
+                let run = |ours: bool| {
+                    let l = if track_lhs {
+                        lhs.clone().require_grad()
+                    } else {
+                        lhs.clone()
+                    };
+                    let r = if track_rhs {
+                        rhs.clone().require_grad()
+                    } else {
+                        rhs.clone()
+                    };
+                    let out = if ours {
+                        matmul(l.clone(), r.clone())
+                    } else {
+                        l.clone().matmul(r.clone())
+                    };
+                    let grads = (out * upstream.clone()).sum().backward();
+                    (l.grad(&grads).map(bits), r.grad(&grads).map(bits))
+                };
+                assert_eq!(run(true), run(false), "{m}x{k}x{n} {track_lhs} {track_rhs}");
+            }
+        }
+    }
+
+    #[test]
+    fn linear_layers_are_burns_bit_for_bit() {
+        let device = Default::default();
+        for [m, k, n] in SHAPES {
+            let layer = LinearConfig::new(k, n).init::<Tracked>(&device);
+            // A strided input: a block of columns, as the MLP reads each stream.
+            let wide = spread::<Tracked>([m, k + 3], &device);
+            let upstream = spread::<Tracked>([m, n], &device);
+            let run = |ours: bool, track_x: bool| {
+                let wide = if track_x {
+                    wide.clone().require_grad()
+                } else {
+                    wide.clone()
+                };
+                let x = wide.clone().slice([0..m, 2..k + 2]);
+                let out = if ours {
+                    linear(&layer, x)
+                } else {
+                    layer.forward(x)
+                };
+                let forward = bits(out.clone());
+                let grads = (out * upstream.clone()).sum().backward();
+                let bias = layer.bias.as_ref().unwrap();
+                (
+                    forward,
+                    wide.grad(&grads).map(bits),
+                    layer.weight.grad(&grads).map(bits),
+                    bias.grad(&grads).map(bits),
+                )
+            };
+            for track_x in [true, false] {
+                assert_eq!(
+                    run(true, track_x),
+                    run(false, track_x),
+                    "{m}x{k}x{n} {track_x}"
+                );
+            }
+            let plain = layer.valid();
+            let x = spread::<Flex>([m, k], &device);
+            assert_eq!(bits(linear(&plain, x.clone())), bits(plain.forward(x)));
+        }
+    }
+}
