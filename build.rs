@@ -14,6 +14,7 @@ const RESULT_SOURCES: &[&str] = &[
     "src/dataset",
     "src/model",
     "src/train",
+    "src/lanes.rs",
     "src/protocol.rs",
     "src/experiment/spec.rs",
     "src/experiment/identity.rs",
