@@ -107,7 +107,7 @@ impl<B: Backend> GcnBlock<B> {
             add_bias(&self.spatial, aggregated)
         };
         // Padded frames become zeros, exactly what same padding puts past a sequence's end, so
-        // real frames never see padded ones; then the 9-frame window (`window`).
+        // real frames never see padded ones; then the 9-frame window (`super::window`).
         let h = masked_window(h.reshape([bottleneck, b, t, n]), keep, self.kernel);
         let h = mix(&self.temporal, h);
         let c_out = h.dims()[0];

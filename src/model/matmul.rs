@@ -8,8 +8,8 @@
 //! float vector that the `gemm` crate fills, with burn-flex's own call to it (same strides,
 //! same threading rule), so every value is burn-flex's bit for bit; in training the backward
 //! pass computes the gradients with burn's formulas (`grad x rhs^T`, `lhs^T x grad`, the bias
-//! gradient as burn's sum over rows) on the same kernel. Other backends (CUDA) keep burn's
-//! operations.
+//! gradient as burn's sum over rows) on the same kernel. Other backends (CUDA), other float
+//! types and layers without a bias keep burn's operations.
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -103,18 +103,24 @@ fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
     };
     let (lhs_rs, lhs_cs) = stride(lhs);
     let (rhs_rs, rhs_cs) = stride(rhs);
-    let lhs_data = &lhs.storage::<f32>()[lhs.layout().start_offset()..];
-    let rhs_data = &rhs.storage::<f32>()[rhs.layout().start_offset()..];
+    let lhs_data = lhs.storage::<f32>();
+    let rhs_data = rhs.storage::<f32>();
+    let (lhs_start, rhs_start) = (lhs.layout().start_offset(), rhs.layout().start_offset());
+    assert!(
+        in_bounds(lhs_data.len(), lhs_start, [m, k], [lhs_rs, lhs_cs])
+            && in_bounds(rhs_data.len(), rhs_start, [k, n], [rhs_rs, rhs_cs]),
+        "matmul: an operand's layout reaches outside its buffer"
+    );
     let len = m.checked_mul(n).expect("matmul: output size overflows");
     let mut out = Vec::<f32>::with_capacity(len);
     if k == 0 {
         out.resize(len, 0.0);
     } else if len > 0 {
-        // SAFETY: the output is `m x n` row-major floats of `out`'s capacity; the inputs are
-        // read through their own layouts (shape and strides checked by burn-flex when the
-        // views were made), as burn-flex's `matmul_2d_strided` does. With `read_dst` false,
-        // `gemm` writes every output element (`dst = 1 * lhs x rhs`) and reads none, so after
-        // it all `len` elements are initialised.
+        // SAFETY: the output is `m x n` row-major floats of `out`'s capacity. The inputs are
+        // read through their layouts from the start of their buffers, as burn-flex's
+        // `matmul_2d_strided` does, and every element the layouts reach lies inside the
+        // buffers (asserted above). With `read_dst` false, `gemm` writes every output element
+        // (`dst = 1 * lhs x rhs`) and reads none, so after it all `len` are initialised.
         unsafe {
             gemm::gemm(
                 m,
@@ -124,10 +130,10 @@ fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
                 1,
                 n as isize,
                 false,
-                lhs_data.as_ptr(),
+                lhs_data.as_ptr().add(lhs_start),
                 lhs_cs,
                 lhs_rs,
-                rhs_data.as_ptr(),
+                rhs_data.as_ptr().add(rhs_start),
                 rhs_cs,
                 rhs_rs,
                 0.0,
@@ -141,6 +147,24 @@ fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
         }
     }
     FlexTensor::from_data(TensorData::new(out, [m, n]))
+}
+
+/// Whether every element of a `dims` view with `strides` from `start` lies inside a buffer of
+/// `len` elements (strides may be negative; an empty view reaches nothing).
+fn in_bounds(len: usize, start: usize, dims: [usize; 2], strides: [isize; 2]) -> bool {
+    if dims.contains(&0) {
+        return true;
+    }
+    let (mut low, mut high) = (start as i128, start as i128);
+    for (d, s) in dims.iter().zip(strides) {
+        let reach = (*d as i128 - 1) * s as i128;
+        if reach < 0 {
+            low += reach;
+        } else {
+            high += reach;
+        }
+    }
+    low >= 0 && high < len as i128
 }
 
 /// `out + bias` along the rows, as burn's default `linear` adds it (`[1, d_out]` broadcast).
@@ -270,6 +294,28 @@ mod tests {
 
     /// Shapes below and above burn-flex's threading threshold (192³ multiply-adds).
     const SHAPES: [[usize; 3]; 4] = [[7, 5, 3], [137, 64, 40], [2000, 137, 137], [1, 300, 9]];
+
+    #[test]
+    fn empty_products_are_burns() {
+        let device = Default::default();
+        for [m, k, n] in [[3, 0, 4], [0, 5, 2], [4, 3, 0]] {
+            let lhs = Tensor::<Flex, 2>::ones([m, k], &device);
+            let rhs = Tensor::<Flex, 2>::ones([k, n], &device);
+            let ours = matmul(lhs.clone(), rhs.clone());
+            assert_eq!(ours.dims(), [m, n]);
+            assert_eq!(bits(ours), bits(lhs.matmul(rhs)), "{m}x{k}x{n}");
+        }
+    }
+
+    #[test]
+    fn layouts_are_checked_against_their_buffers() {
+        assert!(in_bounds(12, 0, [3, 4], [4, 1]));
+        assert!(in_bounds(12, 0, [4, 3], [1, 4])); // a transposed view
+        assert!(!in_bounds(11, 0, [3, 4], [4, 1]));
+        assert!(in_bounds(12, 11, [3, 4], [-4, -1])); // flipped both ways
+        assert!(!in_bounds(12, 10, [3, 4], [-4, -1]));
+        assert!(in_bounds(0, 5, [0, 4], [4, 1]));
+    }
 
     #[test]
     fn products_are_burns_bit_for_bit() {

@@ -9,10 +9,11 @@
 //! one concatenation), a training step spends a quarter of its time here on the CPU:
 //! burn-flex copies each strided slice element by element before concatenating, and the
 //! backward pass writes every slice's gradient into a zeroed copy of the padded tensor and adds
-//! the `kernel` copies. On burn-flex this module writes the window in one pass of block copies,
-//! and its backward pass sums each frame's taps in one pass, with the same float additions in
-//! the same order as burn's autodiff, so the numbers are burn's bit for bit. Other backends
-//! (CUDA) keep burn's operations.
+//! the `kernel` copies. On burn-flex this module writes the window in one pass, frame by frame
+//! (each frame's nodes scaled by its keep value, the one multiplication burn does too), and its
+//! backward pass sums each frame's taps in one pass, with the same float additions in the same
+//! order as burn's autodiff, so the numbers are burn's bit for bit. Other backends (CUDA) and
+//! other float types keep burn's operations.
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -159,6 +160,10 @@ fn forward(h: FlexTensor, keep: &[f32], kernel: usize) -> FlexTensor {
     let (frames, nodes) = (g.frames, g.nodes);
     let row = frames * nodes;
     let mut out = vec![0f32; g.kernel * g.channels * g.batch * row];
+    let shape = [g.kernel * g.channels, g.batch * row];
+    if out.is_empty() {
+        return FlexTensor::from_data(TensorData::new(out, shape));
+    }
     out.par_chunks_mut(row).enumerate().for_each(|(r, out)| {
         let b = r % g.batch;
         let c = (r / g.batch) % g.channels;
@@ -175,14 +180,14 @@ fn forward(h: FlexTensor, keep: &[f32], kernel: usize) -> FlexTensor {
             }
         }
     });
-    let shape = [g.kernel * g.channels, g.batch * row];
     FlexTensor::from_data(TensorData::new(out, shape))
 }
 
 /// The gradient of `h` from the window's: each frame's `kernel` taps summed, then zeroed on
-/// padded frames. The sum is burn's: its autodiff adds the slices' gradients, each a zeroed
-/// padded tensor, from the last tap to the first, `g_0 + (g_1 + (... + g_8))`; a tap past the
-/// sequence's end adds `+0.0` (not nothing: `-0.0 + 0.0` is `+0.0`).
+/// padded frames. The sum is burn's: burn-autodiff 0.21 runs the slices' backward steps from
+/// the last tap to the first and adds each gradient (a zeroed padded tensor) to the sum so far,
+/// `g_0 + (g_1 + (... + g_{kernel-1}))`; a tap past the sequence's end adds `+0.0` (not nothing:
+/// `-0.0 + 0.0` is `+0.0`). The tests pin this order against burn's own.
 fn backward(grad: FlexTensor, keep: &[f32], g: Geometry) -> FlexTensor {
     let grad = grad.to_contiguous();
     let upstream = grad.as_slice::<f32>().expect("contiguous float32");
@@ -190,6 +195,10 @@ fn backward(grad: FlexTensor, keep: &[f32], g: Geometry) -> FlexTensor {
     let row = frames * nodes;
     let tap_stride = g.channels * g.batch * row;
     let mut out = vec![0f32; g.channels * g.batch * row];
+    let shape = [g.channels, g.batch, frames, nodes];
+    if out.is_empty() {
+        return FlexTensor::from_data(TensorData::new(out, shape));
+    }
     out.par_chunks_mut(row).enumerate().for_each(|(r, out)| {
         let b = r % g.batch;
         let keep = &keep[b * frames..][..frames];
@@ -215,7 +224,6 @@ fn backward(grad: FlexTensor, keep: &[f32], g: Geometry) -> FlexTensor {
             out.iter_mut().for_each(|o| *o *= keep[s]);
         }
     });
-    let shape = [g.channels, g.batch, frames, nodes];
     FlexTensor::from_data(TensorData::new(out, shape))
 }
 
@@ -238,15 +246,31 @@ mod tests {
         let h = h.clone().mask_fill(h.clone().abs().lower_elem(0.05), -0.0);
         let keep: Vec<f32> = (0..b * t)
             .map(|i| {
-                if i % t < (t - 1).saturating_sub((i / t) * 3) {
-                    1.0
-                } else {
-                    0.0
-                }
+                // Sequence b has max(1, t - 1 - 3b) real frames, then padding.
+                let real = t.saturating_sub(1 + 3 * (i / t)).max(1);
+                if i % t < real { 1.0 } else { 0.0 }
             })
             .collect();
         let keep = Tensor::<Bk, 4>::from_data(TensorData::new(keep, [1, b, t, 1]), device);
         (h, keep)
+    }
+
+    /// `[C, B, T, N]` and kernel: long and short sequences (T below kernel / 2 too), one and
+    /// several sequences, the GCN's kernel and a small one.
+    const CASES: [([usize; 4], usize); 5] = [
+        ([3, 2, 11, 5], 9),
+        ([2, 3, 4, 7], 9),
+        ([2, 2, 3, 4], 9),
+        ([1, 1, 1, 3], 9),
+        ([4, 1, 6, 3], 3),
+    ];
+
+    #[test]
+    fn empty_inputs_give_empty_windows() {
+        let device = Default::default();
+        let h = Tensor::<Flex, 4>::zeros([2, 3, 0, 5], &device);
+        let keep = Tensor::<Flex, 4>::zeros([1, 3, 0, 1], &device);
+        assert_eq!(masked_window(h, keep, 9).dims(), [18, 0]);
     }
 
     fn bits<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> Vec<u32> {
@@ -257,7 +281,7 @@ mod tests {
     #[test]
     fn forward_is_burns_bit_for_bit() {
         let device = Default::default();
-        for (dims, kernel) in [([3, 2, 11, 5], 9), ([2, 3, 4, 7], 9), ([4, 1, 6, 3], 3)] {
+        for (dims, kernel) in CASES {
             let (h, keep) = inputs::<Flex>(dims, &device);
             let ours = masked_window(h.clone(), keep.clone(), kernel);
             let burns = composite(h, keep, kernel);
@@ -269,7 +293,7 @@ mod tests {
     #[test]
     fn gradient_is_burns_bit_for_bit() {
         let device = Default::default();
-        for (dims, kernel) in [([3, 2, 11, 5], 9), ([2, 3, 4, 7], 9), ([4, 1, 6, 3], 3)] {
+        for (dims, kernel) in CASES {
             let (h, keep) = inputs::<Tracked>(dims, &device);
             let rows = kernel * dims[0];
             let cols = dims[1] * dims[2] * dims[3];
