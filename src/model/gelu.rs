@@ -22,25 +22,18 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::ops::{ActivationOps, FloatTensor};
-use burn::tensor::{DType, TensorData, TensorPrimitive, activation};
+use burn::tensor::{DType, TensorData, activation};
 
-use super::on_flex::{OnFlex, classify, same_type};
+use super::on_flex::{OnFlex, classify, primitive, to_caller};
 use crate::lanes::{self, BLOCK};
 
 /// `x * Φ(x)` with `Φ` the standard normal CDF, as `burn::tensor::activation::gelu`.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     match classify(x) {
-        OnFlex::Plain(x) => same_type(map_primitive(x, forward)),
-        OnFlex::Tracked(x) => same_type(map_primitive(x, tracked_forward)),
+        OnFlex::Plain(x) => to_caller::<B, Flex, D>(forward(primitive(x))),
+        OnFlex::Tracked(x) => to_caller::<B, Autodiff<Flex>, D>(tracked_forward(primitive(x))),
         OnFlex::Other(x) => activation::gelu(x),
     }
-}
-
-fn map_primitive<B: Backend, const D: usize>(
-    x: Tensor<B, D>,
-    f: impl FnOnce(B::FloatTensorPrimitive) -> B::FloatTensorPrimitive,
-) -> Tensor<B, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(f(x.into_primitive().tensor())))
 }
 
 /// GELU on `Autodiff<Flex>`: the forward kernel below, and in the backward pass the derivative

@@ -20,9 +20,9 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
-use burn::tensor::{DType, Shape, TensorData, TensorPrimitive};
+use burn::tensor::{DType, Shape, TensorData};
 
-use super::on_flex::{OnFlex, classify, same_type};
+use super::on_flex::{OnFlex, classify, primitive, to_caller};
 
 /// `lhs x rhs`: `[M, K] x [K, N] -> [M, N]`, as `Tensor::matmul`.
 pub fn matmul<B: Backend>(lhs: Tensor<B, 2>, rhs: Tensor<B, 2>) -> Tensor<B, 2> {
@@ -32,15 +32,11 @@ pub fn matmul<B: Backend>(lhs: Tensor<B, 2>, rhs: Tensor<B, 2>) -> Tensor<B, 2> 
     match (classify(lhs), classify(rhs)) {
         (OnFlex::Plain(lhs), OnFlex::Plain(rhs)) => {
             let out = product(&primitive(lhs), &primitive(rhs));
-            same_type(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(
-                out,
-            )))
+            to_caller::<B, Flex, 2>(out)
         }
         (OnFlex::Tracked(lhs), OnFlex::Tracked(rhs)) => {
             let out = tracked_product(primitive(lhs), primitive(rhs));
-            same_type(Tensor::<Autodiff<Flex>, 2>::from_primitive(
-                TensorPrimitive::Float(out),
-            ))
+            to_caller::<B, Autodiff<Flex>, 2>(out)
         }
         (OnFlex::Other(lhs), OnFlex::Other(rhs)) => lhs.matmul(rhs),
         _ => unreachable!("both operands are of one backend"),
@@ -61,23 +57,15 @@ pub fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
         (OnFlex::Plain(x), OnFlex::Plain(weight), OnFlex::Plain(bias)) => {
             let out = product(&primitive(x), &primitive(weight));
             let out = add_bias(out, primitive(bias));
-            same_type(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(
-                out,
-            )))
+            to_caller::<B, Flex, 2>(out)
         }
         (OnFlex::Tracked(x), OnFlex::Tracked(weight), OnFlex::Tracked(bias)) => {
             let out = tracked_linear(primitive(x), primitive(weight), primitive(bias));
-            same_type(Tensor::<Autodiff<Flex>, 2>::from_primitive(
-                TensorPrimitive::Float(out),
-            ))
+            to_caller::<B, Autodiff<Flex>, 2>(out)
         }
         (OnFlex::Other(x), _, _) => layer.forward(x),
         _ => unreachable!("the input and the layer are of one backend"),
     }
-}
-
-fn primitive<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> FloatTensor<Bk> {
-    x.into_primitive().tensor()
 }
 
 /// burn-flex's rule for threading a product (`matmul.rs`): above 192³ multiply-adds, every

@@ -11,6 +11,8 @@ use std::any::Any;
 use burn::backend::Autodiff;
 use burn::backend::flex::Flex;
 use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use burn::tensor::ops::FloatTensor;
 
 /// A tensor of a generic backend, sorted by the backend it is on.
 pub(crate) enum OnFlex<B: Backend, const D: usize> {
@@ -41,10 +43,23 @@ pub(crate) fn classify<B: Backend, const D: usize>(x: Tensor<B, D>) -> OnFlex<B,
 
 /// `value` as `T`, which it is: for a result computed on the backend [`classify`] found, handed
 /// back as the caller's generic type.
-pub(crate) fn same_type<T: 'static>(value: impl Any) -> T {
+fn same_type<T: 'static>(value: impl Any) -> T {
     *(Box::new(value) as Box<dyn Any>)
         .downcast::<T>()
         .expect("the caller's type")
+}
+
+/// The float primitive inside `x`, which xp's kernels work on.
+pub(crate) fn primitive<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> FloatTensor<Bk> {
+    x.into_primitive().tensor()
+}
+
+/// A kernel's result on backend `Bk` (the one [`classify`] found) as a tensor of the caller's
+/// backend `B`, which is `Bk`.
+pub(crate) fn to_caller<B: Backend, Bk: Backend, const D: usize>(
+    out: FloatTensor<Bk>,
+) -> Tensor<B, D> {
+    same_type(Tensor::<Bk, D>::from_primitive(TensorPrimitive::Float(out)))
 }
 
 #[cfg(test)]
@@ -58,7 +73,7 @@ mod tests {
         assert!(matches!(classify(plain.clone()), OnFlex::Plain(_)));
         let tracked = Tensor::<Autodiff<Flex>, 1>::zeros([2], &device);
         assert!(matches!(classify(tracked), OnFlex::Tracked(_)));
-        let back: Tensor<Flex, 1> = same_type(plain);
+        let back: Tensor<Flex, 1> = to_caller::<Flex, Flex, 1>(primitive(plain));
         assert_eq!(back.dims(), [2]);
     }
 }

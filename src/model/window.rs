@@ -23,10 +23,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, PadMode};
-use burn::tensor::{DType, TensorData, TensorPrimitive};
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::on_flex::{OnFlex, classify, same_type};
+use super::on_flex::{OnFlex, classify, primitive, to_caller};
 
 /// See the module docs. `keep` is a constant: no gradient flows to it.
 pub fn masked_window<B: Backend>(
@@ -41,19 +41,9 @@ pub fn masked_window<B: Backend>(
         return composite(h, keep, kernel);
     }
     match classify(h) {
-        OnFlex::Plain(h) => {
-            let keep = floats(keep);
-            let out = forward(h.into_primitive().tensor(), &keep, kernel);
-            same_type(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(
-                out,
-            )))
-        }
+        OnFlex::Plain(h) => to_caller::<B, Flex, 2>(forward(primitive(h), &floats(keep), kernel)),
         OnFlex::Tracked(h) => {
-            let keep = floats(keep);
-            let out = tracked(h.into_primitive().tensor(), keep, kernel);
-            same_type(Tensor::<Autodiff<Flex>, 2>::from_primitive(
-                TensorPrimitive::Float(out),
-            ))
+            to_caller::<B, Autodiff<Flex>, 2>(tracked(primitive(h), floats(keep), kernel))
         }
         OnFlex::Other(h) => composite(h, keep, kernel),
     }
