@@ -18,7 +18,8 @@ use super::KeypointBatch;
 use super::gcn::{GcnBackbone, GcnBackboneConfig};
 use super::graph::NUM_POINTS;
 use super::mlp::{MlpBackbone, MlpBackboneConfig};
-use super::sequence::{SequenceEncoder, SequenceEncoderConfig, temporal_pool};
+use super::pool::temporal_pool;
+use super::sequence::{SequenceEncoder, SequenceEncoderConfig};
 
 /// Logits per sequence; class 0 = lose, class 1 = win.
 pub const NUM_CLASSES: usize = 2;

@@ -10,7 +10,8 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, Linea
 use burn::prelude::*;
 
 use super::classifier::NUM_CLASSES;
-use super::sequence::{SequenceEncoder, SequenceEncoderConfig, temporal_pool};
+use super::pool::temporal_pool;
+use super::sequence::{SequenceEncoder, SequenceEncoderConfig};
 
 /// One batch of image-vector sequences.
 #[derive(Debug, Clone)]

@@ -20,6 +20,7 @@ pub mod image;
 pub mod matmul;
 pub mod mlp;
 mod on_flex;
+pub mod pool;
 pub mod sequence;
 pub mod text;
 pub mod weights;

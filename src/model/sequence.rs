@@ -20,7 +20,8 @@ use burn::nn::transformer::{
 };
 use burn::nn::{LayerNorm, LayerNormConfig, PositionalEncoding, PositionalEncodingConfig};
 use burn::prelude::*;
-use burn::tensor::ops::PadMode;
+
+use super::pool::temporal_pool;
 
 /// Feed-forward width of each transformer layer, as a multiple of `dim`. Kept at 2 (not the
 /// usual 4): the training sets hold about a hundred videos.
@@ -91,42 +92,6 @@ impl SequenceEncoderConfig {
 /// Frames per token when sequences have at most `frames` frames: `ceil(frames / max_tokens)`.
 pub fn pooling_stride(frames: usize, max_tokens: usize) -> usize {
     frames.div_ceil(max_tokens).max(1)
-}
-
-/// Masked average pooling over windows of `stride` frames, padded to `tokens` tokens.
-///
-/// `x`: `[B, T, D]`, `mask`: `[B, T]` (1 = real), `T <= tokens * stride`. Returns
-/// `([B, tokens, D], [B, tokens])`: token `k` is the mean of the real frames among frames
-/// `k * stride .. (k + 1) * stride`, and counts as real (1.0) if any of them is real, else 0.0
-/// (and holds zeros). Padded frames never enter a token's value. The windows and the output
-/// shape depend on `stride` and `tokens` only, never on `T`.
-pub fn temporal_pool<B: Backend>(
-    x: Tensor<B, 3>,
-    mask: Tensor<B, 2>,
-    stride: usize,
-    tokens: usize,
-) -> (Tensor<B, 3>, Tensor<B, 2>) {
-    let [b, t, d] = x.dims();
-    assert!(
-        t <= tokens * stride,
-        "a sequence of {t} frames is longer than the model's max_frames ({})",
-        tokens * stride
-    );
-    let extra = tokens * stride - t;
-    let (x, mask) = if extra > 0 {
-        (
-            x.pad([(0, 0), (0, extra), (0, 0)], PadMode::Constant(0.0)),
-            mask.pad([(0, 0), (0, extra)], PadMode::Constant(0.0)),
-        )
-    } else {
-        (x, mask)
-    };
-    let weights = mask.reshape([b, tokens, stride, 1]);
-    let sums = (x.reshape([b, tokens, stride, d]) * weights.clone()).sum_dim(2);
-    let counts = weights.sum_dim(2);
-    let pooled = (sums / counts.clone().clamp_min(1.0)).reshape([b, tokens, d]);
-    let token_mask = counts.reshape([b, tokens]).greater_elem(0.0).float();
-    (pooled, token_mask)
 }
 
 impl<B: Backend> SequenceEncoder<B> {
