@@ -22,7 +22,10 @@ use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
 use burn::tensor::{DType, Shape, TensorData};
 
+use rayon::prelude::*;
+
 use super::on_flex::{OnFlex, classify, primitive, to_caller};
+use crate::lanes;
 
 /// `lhs x rhs`: `[M, K] x [K, N] -> [M, N]`, as `Tensor::matmul`.
 pub fn matmul<B: Backend>(lhs: Tensor<B, 2>, rhs: Tensor<B, 2>) -> Tensor<B, 2> {
@@ -155,10 +158,65 @@ fn in_bounds(len: usize, start: usize, dims: [usize; 2], strides: [isize; 2]) ->
     low >= 0 && high < len as i128
 }
 
-/// `out + bias` along the rows, as burn's default `linear` adds it (`[1, d_out]` broadcast).
-fn add_bias(out: FlexTensor, bias: FlexTensor) -> FlexTensor {
+/// Output values per parallel task when adding a bias, and columns per task when summing a
+/// gradient's columns (one 64-byte cache line of floats).
+const VALUES_PER_TASK: usize = 1 << 14;
+const COLUMNS_PER_TASK: usize = 16;
+
+/// `out + bias` along the rows, as burn's default `linear` adds it (`[1, d_out]` broadcast, one
+/// float addition per element), on every core. `out` is a product just made (contiguous, not
+/// shared); otherwise burn-flex's addition.
+fn add_bias(mut out: FlexTensor, bias: FlexTensor) -> FlexTensor {
     let d_out = bias.layout().shape()[0];
-    Flex::float_add(out, Flex::float_reshape(bias, Shape::new([1, d_out])))
+    let bias = bias.to_contiguous();
+    let fresh = out.is_unique() && out.is_contiguous() && out.layout().start_offset() == 0;
+    let (Some(bias), true) = (bias.as_slice::<f32>(), fresh) else {
+        return Flex::float_add(out, Flex::float_reshape(bias, Shape::new([1, d_out])));
+    };
+    let len = out.layout().num_elements();
+    let rows_per_task = (VALUES_PER_TASK / d_out.max(1)).max(1);
+    out.storage_mut::<f32>()[..len]
+        .par_chunks_mut(d_out.max(1) * rows_per_task)
+        .for_each(|rows| {
+            lanes::widest(
+                #[inline(always)]
+                || {
+                    for row in rows.chunks_exact_mut(d_out) {
+                        row.iter_mut().zip(bias).for_each(|(o, b)| *o += b);
+                    }
+                },
+            )
+        });
+    out
+}
+
+/// The bias gradient: the column sums of `grad` `[rows, d_out]`, as burn-flex's `sum_dim(0)`
+/// adds them (from `+0.0`, row by row), with the columns split among the cores: each column's
+/// additions keep their order. Layouts other than contiguous columns keep burn-flex's sum.
+fn column_sums(grad: FlexTensor) -> FlexTensor {
+    let [rows, d_out] = grad.layout().shape().dims::<2>();
+    let [row_stride, column_stride] = [0, 1].map(|i| grad.layout().strides()[i]);
+    let data = grad.storage::<f32>();
+    let start = grad.layout().start_offset();
+    let plain = grad.dtype() == DType::F32
+        && (column_stride == 1 || d_out <= 1)
+        && row_stride >= 0
+        && in_bounds(data.len(), start, [rows, d_out], [row_stride, 1]);
+    if !plain {
+        let sums = Flex::float_sum_dim(grad, 0);
+        return Flex::float_reshape(sums, Shape::new([d_out]));
+    }
+    let mut sums = vec![0f32; d_out];
+    sums.par_chunks_mut(COLUMNS_PER_TASK)
+        .enumerate()
+        .for_each(|(task, sums)| {
+            let first = start + task * COLUMNS_PER_TASK;
+            for r in 0..rows {
+                let row = &data[first + r * row_stride as usize..][..sums.len()];
+                sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+            }
+        });
+    FlexTensor::from_data(TensorData::new(sums, [d_out]))
 }
 
 /// [`product`] under autodiff, with burn's matmul backward: `grad x rhs^T` for `lhs`,
@@ -231,9 +289,7 @@ fn tracked_linear(
                 grads.register::<Flex>(node.id, product(&x.transpose(0, 1), &grad));
             }
             if let Some(node) = node_bias {
-                let d_out = grad.layout().shape()[1];
-                let sums = Flex::float_sum_dim(grad, 0);
-                grads.register::<Flex>(node.id, Flex::float_reshape(sums, Shape::new([d_out])));
+                grads.register::<Flex>(node.id, column_sums(grad));
             }
         }
     }
@@ -367,8 +423,10 @@ mod tests {
             let layer = LinearConfig::new(k, n).init::<Tracked>(&device);
             // A strided input: a block of columns, as the MLP reads each stream.
             let wide = spread::<Tracked>([m, k + 3], &device);
-            let upstream = spread::<Tracked>([m, n], &device);
-            let run = |ours: bool, track_x: bool| {
+            // The gradient reaches the layer contiguous, or as a block of columns of a wider
+            // one (through a concatenation), or transposed.
+            let upstream = spread::<Tracked>([m, n + 2], &device);
+            let run = |ours: bool, track_x: bool, reach: usize| {
                 let wide = if track_x {
                     wide.clone().require_grad()
                 } else {
@@ -381,7 +439,18 @@ mod tests {
                     layer.forward(x)
                 };
                 let forward = bits(out.clone());
-                let grads = (out * upstream.clone()).sum().backward();
+                let loss = match reach {
+                    0 => (out * upstream.clone().slice([0..m, 0..n])).sum(),
+                    1 => {
+                        let extra = Tensor::zeros([m, 2], &device);
+                        (Tensor::cat(vec![out, extra], 1) * upstream.clone()).sum()
+                    }
+                    _ => {
+                        let up = upstream.clone().slice([0..m, 0..n]).transpose();
+                        (out.transpose() * up).sum()
+                    }
+                };
+                let grads = loss.backward();
                 let bias = layer.bias.as_ref().unwrap();
                 (
                     forward,
@@ -391,11 +460,13 @@ mod tests {
                 )
             };
             for track_x in [true, false] {
-                assert_eq!(
-                    run(true, track_x),
-                    run(false, track_x),
-                    "{m}x{k}x{n} {track_x}"
-                );
+                for reach in 0..3 {
+                    assert_eq!(
+                        run(true, track_x, reach),
+                        run(false, track_x, reach),
+                        "{m}x{k}x{n} {track_x} {reach}"
+                    );
+                }
             }
             let plain = layer.valid();
             let x = spread::<Flex>([m, k], &device);
