@@ -12,6 +12,8 @@
 //! business. Permission to use, copy, modify, and distribute this software is freely granted,
 //! provided that this notice is preserved."
 
+use std::mem::MaybeUninit;
+
 /// Elements a kernel processes together: small enough for its scratch arrays to stay in L1.
 pub const BLOCK: usize = 512;
 
@@ -42,9 +44,58 @@ pub fn par_pieces<const O: usize, const I: usize>(
     inputs: [&[f32]; I],
     kernel: impl Fn([&mut [f32]; O], [&[f32]; I]) + Sync,
 ) {
+    par_pieces_of(piece, outputs, inputs, kernel)
+}
+
+/// [`par_pieces`] into `O` new vectors as long as the inputs (of which there is at least one),
+/// which `kernel` writes in full. Each task zeroes its own piece just before the kernel runs,
+/// while the piece is in cache, rather than one core zeroing whole vectors beforehand (as
+/// `vec![0.0; len]` does when the allocator reuses memory).
+pub fn par_new<const O: usize, const I: usize>(
+    piece: usize,
+    inputs: [&[f32]; I],
+    kernel: impl Fn([&mut [f32]; O], [&[f32]; I]) + Sync,
+) -> [Vec<f32>; O] {
+    let len = inputs.first().map_or(0, |i| i.len());
+    let mut outputs: [Vec<f32>; O] = std::array::from_fn(|_| Vec::with_capacity(len));
+    let spare = outputs
+        .each_mut()
+        .map(|o| &mut o.spare_capacity_mut()[..len]);
+    par_pieces_of(
+        piece,
+        spare,
+        inputs,
+        #[inline(always)]
+        |outs, ins| {
+            let outs = outs.map(|o| {
+                o.fill(MaybeUninit::new(0.0));
+                // SAFETY: every element of `o` was just initialised.
+                unsafe { &mut *(o as *mut [MaybeUninit<f32>] as *mut [f32]) }
+            });
+            kernel(outs, ins)
+        },
+    );
+    for o in &mut outputs {
+        // SAFETY: the pieces cover all `len` elements (`par_pieces_of`), each initialised.
+        unsafe { o.set_len(len) };
+    }
+    outputs
+}
+
+/// [`par_pieces`] over outputs of any element type.
+fn par_pieces_of<T: Send, const O: usize, const I: usize>(
+    piece: usize,
+    outputs: [&mut [T]; O],
+    inputs: [&[f32]; I],
+    kernel: impl Fn([&mut [T]; O], [&[f32]; I]) + Sync,
+) {
     use rayon::prelude::*;
     let piece = piece.max(1);
-    let len = outputs.first().map_or(0, |o| o.len());
+    let len = outputs
+        .first()
+        .map(|o| o.len())
+        .or(inputs.first().map(|i| i.len()))
+        .unwrap_or(0);
     let lengths = outputs.iter().map(|o| o.len());
     assert!(
         lengths
@@ -321,6 +372,26 @@ mod tests {
         // 15 pieces of 64, then the 40 left.
         assert!(sizes[..960].iter().all(|&s| s == 64.0));
         assert!(sizes[960..].iter().all(|&s| s == 40.0));
+    }
+
+    #[test]
+    fn new_outputs_are_written_in_full() {
+        let input: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        let [squares, sizes] = par_new(64, [&input], |[squares, sizes], [x]| {
+            let size = x.len() as f32;
+            for ((q, s), x) in squares.iter_mut().zip(sizes.iter_mut()).zip(x) {
+                // Each piece starts zeroed.
+                assert_eq!((*q, *s), (0.0, 0.0));
+                *q = x * x;
+                *s = size;
+            }
+        });
+        let expected: Vec<f32> = (0..1000).map(|i| (i * i) as f32).collect();
+        assert_eq!(squares, expected);
+        assert!(sizes[..960].iter().all(|&s| s == 64.0));
+        assert!(sizes[960..].iter().all(|&s| s == 40.0));
+        let [empty] = par_new(64, [&[]], |[_], [_]| {});
+        assert!(empty.is_empty());
     }
 
     #[test]

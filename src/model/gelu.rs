@@ -85,10 +85,8 @@ fn forward(x: FlexTensor) -> FlexTensor {
     }
     let x = x.to_contiguous();
     let input = x.as_slice::<f32>().expect("contiguous float32");
-    let mut output = vec![0f32; input.len()];
-    lanes::par_pieces(
+    let [output] = lanes::par_new(
         TASK,
-        [&mut output],
         [input],
         #[inline(always)]
         |[y], [x]| gelu_slice(x, y),
@@ -100,11 +98,8 @@ fn forward(x: FlexTensor) -> FlexTensor {
 /// backward pass).
 fn forward_keeping_erf(x: &FlexTensor) -> (FlexTensor, Vec<f32>) {
     let input = x.as_slice::<f32>().expect("contiguous float32");
-    let mut output = vec![0f32; input.len()];
-    let mut erfs = vec![0f32; input.len()];
-    lanes::par_pieces(
+    let [output, erfs] = lanes::par_new(
         TASK,
-        [&mut output, &mut erfs],
         [input],
         #[inline(always)]
         |[y, e], [x]| gelu_erf_slice(x, y, e),
@@ -136,10 +131,8 @@ fn derivative_from_erf(x: FlexTensor, erfs: &[f32], grad: FlexTensor) -> FlexTen
         input.len() == upstream.len() && input.len() == erfs.len(),
         "GELU: gradient of another shape"
     );
-    let mut output = vec![0f32; input.len()];
-    lanes::par_pieces(
+    let [output] = lanes::par_new(
         TASK,
-        [&mut output],
         [input, erfs, upstream],
         #[inline(always)]
         |[out], [x, e, g]| derivative_slice(x, e, g, out),
