@@ -82,6 +82,38 @@ pub fn par_new<const O: usize, const I: usize>(
     outputs
 }
 
+/// A new vector of `rows` rows of `row_len` floats, each row zeroed and then written by
+/// `f(index, row)` on some core, tasks of at least `min_rows` rows. As in [`par_new`], the task
+/// that writes a row zeroes it, while it is in cache.
+pub fn par_rows(
+    rows: usize,
+    row_len: usize,
+    min_rows: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let len = rows
+        .checked_mul(row_len)
+        .expect("lanes::par_rows: size overflows");
+    let mut out = Vec::with_capacity(len);
+    if len > 0 {
+        out.spare_capacity_mut()[..len]
+            .par_chunks_mut(row_len)
+            .with_min_len(min_rows.max(1))
+            .enumerate()
+            .for_each(|(r, row)| {
+                row.fill(MaybeUninit::new(0.0));
+                // SAFETY: every element of `row` was just initialised.
+                f(r, unsafe {
+                    &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32])
+                })
+            });
+    }
+    // SAFETY: the rows cover all `len` elements, each initialised.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// [`par_pieces`] over outputs of any element type.
 fn par_pieces_of<T: Send, const O: usize, const I: usize>(
     piece: usize,
@@ -392,6 +424,23 @@ mod tests {
         assert!(sizes[960..].iter().all(|&s| s == 40.0));
         let [empty] = par_new(64, [&[]], |[_], [_]| {});
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn new_rows_are_zeroed_then_written() {
+        let out = par_rows(100, 7, 3, |r, row| {
+            assert!(row.iter().all(|&v| v == 0.0));
+            row[r % 7] = r as f32 + 1.0;
+        });
+        assert_eq!(out.len(), 700);
+        for (r, row) in out.chunks(7).enumerate() {
+            let want: Vec<f32> = (0..7)
+                .map(|i| if i == r % 7 { r as f32 + 1.0 } else { 0.0 })
+                .collect();
+            assert_eq!(row, want);
+        }
+        assert!(par_rows(0, 7, 1, |_, _| {}).is_empty());
+        assert!(par_rows(5, 0, 1, |_, _| {}).is_empty());
     }
 
     #[test]

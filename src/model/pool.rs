@@ -23,9 +23,9 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, PadMode};
 use burn::tensor::{DType, TensorData};
-use rayon::prelude::*;
 
 use super::on_flex::{OnFlex, classify, primitive, to_caller};
+use crate::lanes;
 
 /// Output rows (of `D` values) per parallel task: tokens are small, so several go together.
 const ROWS_PER_TASK: usize = 16;
@@ -185,29 +185,22 @@ fn forward(x: FlexTensor, weights: &[f32], counts: &[f32], g: Geometry) -> FlexT
     let x = x.to_contiguous();
     let input = x.as_slice::<f32>().expect("contiguous float32");
     let d = g.dim;
-    let mut out = vec![0f32; g.batch * g.tokens * d];
     let shape = [g.batch, g.tokens, d];
-    if out.is_empty() {
-        return FlexTensor::from_data(TensorData::new(out, shape));
-    }
-    out.par_chunks_mut(d)
-        .with_min_len(ROWS_PER_TASK)
-        .enumerate()
-        .for_each(|(row, out)| {
-            let (b, k) = (row / g.tokens, row % g.tokens);
-            for slot in g.slots(k) {
-                match slot {
-                    Some(f) => {
-                        let w = weights[b * g.frames + f];
-                        let frame = &input[(b * g.frames + f) * d..][..d];
-                        out.iter_mut().zip(frame).for_each(|(o, x)| *o += x * w);
-                    }
-                    None => out.iter_mut().for_each(|o| *o += 0.0 * 0.0),
+    let out = lanes::par_rows(g.batch * g.tokens, d, ROWS_PER_TASK, |row, out| {
+        let (b, k) = (row / g.tokens, row % g.tokens);
+        for slot in g.slots(k) {
+            match slot {
+                Some(f) => {
+                    let w = weights[b * g.frames + f];
+                    let frame = &input[(b * g.frames + f) * d..][..d];
+                    out.iter_mut().zip(frame).for_each(|(o, x)| *o += x * w);
                 }
+                None => out.iter_mut().for_each(|o| *o += 0.0 * 0.0),
             }
-            let count = counts[row].max(1.0);
-            out.iter_mut().for_each(|o| *o /= count);
-        });
+        }
+        let count = counts[row].max(1.0);
+        out.iter_mut().for_each(|o| *o /= count);
+    });
     FlexTensor::from_data(TensorData::new(out, shape))
 }
 
@@ -220,23 +213,16 @@ fn backward(grad: FlexTensor, weights: &[f32], counts: &[f32], g: Geometry) -> F
     let upstream = grad.as_slice::<f32>().expect("contiguous float32");
     let d = g.dim;
     let recips: Vec<f32> = counts.iter().map(|&c| 1.0 / c.max(1.0)).collect();
-    let mut out = vec![0f32; g.batch * g.frames * d];
     let shape = [g.batch, g.frames, d];
-    if out.is_empty() {
-        return FlexTensor::from_data(TensorData::new(out, shape));
-    }
-    out.par_chunks_mut(d)
-        .with_min_len(ROWS_PER_TASK)
-        .enumerate()
-        .for_each(|(row, out)| {
-            let (b, f) = (row / g.frames, row % g.frames);
-            let token = b * g.tokens + f / g.stride;
-            let (w, r) = (weights[row], recips[token]);
-            let from = &upstream[token * d..][..d];
-            for (o, &u) in out.iter_mut().zip(from) {
-                *o = (1.0 * (0.0 + u * r)) * w;
-            }
-        });
+    let out = lanes::par_rows(g.batch * g.frames, d, ROWS_PER_TASK, |row, out| {
+        let (b, f) = (row / g.frames, row % g.frames);
+        let token = b * g.tokens + f / g.stride;
+        let (w, r) = (weights[row], recips[token]);
+        let from = &upstream[token * d..][..d];
+        for (o, &u) in out.iter_mut().zip(from) {
+            *o = (1.0 * (0.0 + u * r)) * w;
+        }
+    });
     FlexTensor::from_data(TensorData::new(out, shape))
 }
 

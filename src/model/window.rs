@@ -24,9 +24,9 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::ops::{FloatTensor, PadMode};
 use burn::tensor::{DType, TensorData};
-use rayon::prelude::*;
 
 use super::on_flex::{OnFlex, classify, primitive, to_caller};
+use crate::lanes;
 
 /// See the module docs. `keep` is a constant: no gradient flows to it.
 pub fn masked_window<B: Backend>(
@@ -149,12 +149,8 @@ fn forward(h: FlexTensor, keep: &[f32], kernel: usize) -> FlexTensor {
     let input = h.as_slice::<f32>().expect("contiguous float32");
     let (frames, nodes) = (g.frames, g.nodes);
     let row = frames * nodes;
-    let mut out = vec![0f32; g.kernel * g.channels * g.batch * row];
     let shape = [g.kernel * g.channels, g.batch * row];
-    if out.is_empty() {
-        return FlexTensor::from_data(TensorData::new(out, shape));
-    }
-    out.par_chunks_mut(row).enumerate().for_each(|(r, out)| {
+    let out = lanes::par_rows(g.kernel * g.channels * g.batch, row, 1, |r, out| {
         let b = r % g.batch;
         let c = (r / g.batch) % g.channels;
         let k = r / (g.batch * g.channels);
@@ -184,12 +180,8 @@ fn backward(grad: FlexTensor, keep: &[f32], g: Geometry) -> FlexTensor {
     let (frames, nodes) = (g.frames, g.nodes);
     let row = frames * nodes;
     let tap_stride = g.channels * g.batch * row;
-    let mut out = vec![0f32; g.channels * g.batch * row];
     let shape = [g.channels, g.batch, frames, nodes];
-    if out.is_empty() {
-        return FlexTensor::from_data(TensorData::new(out, shape));
-    }
-    out.par_chunks_mut(row).enumerate().for_each(|(r, out)| {
+    let out = lanes::par_rows(g.channels * g.batch, row, 1, |r, out| {
         let b = r % g.batch;
         let keep = &keep[b * frames..][..frames];
         for s in 0..frames {
