@@ -38,6 +38,7 @@ use burn::tensor::activation::relu;
 
 use super::graph::{NUM_POINTS, STREAMS, normalized_adjacency};
 use super::matmul::matmul;
+use super::row_bias::add_row_bias;
 use super::window::masked_window;
 
 /// Block width / bottleneck width of the temporal convolution.
@@ -133,7 +134,7 @@ fn weigh<B: Backend>(linear: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
 /// The bias part of [`mix`]: `y + b` along the channels.
 fn add_bias<B: Backend>(linear: &Linear<B>, y: Tensor<B, 2>) -> Tensor<B, 2> {
     match &linear.bias {
-        Some(bias) => y + bias.val().unsqueeze_dim(1),
+        Some(bias) => add_row_bias(y, bias.val()),
         None => y,
     }
 }

@@ -21,6 +21,7 @@ pub mod matmul;
 pub mod mlp;
 mod on_flex;
 pub mod pool;
+pub mod row_bias;
 pub mod sequence;
 pub mod text;
 pub mod weights;
