@@ -15,6 +15,7 @@ use burn::prelude::*;
 use burn::tensor::ops::PadMode;
 
 use super::KeypointBatch;
+use super::dropout::dropout;
 use super::gcn::{GcnBackbone, GcnBackboneConfig};
 use super::graph::NUM_POINTS;
 use super::mlp::{MlpBackbone, MlpBackboneConfig};
@@ -277,13 +278,13 @@ impl<B: Backend> KeypointModel<B> {
 
     /// The branch's video vector `[B, dim]` from pooled tokens: what a fused model reads.
     pub fn embed(&self, tokens: Tensor<B, 3>, token_mask: Tensor<B, 2>) -> Tensor<B, 2> {
-        let tokens = self.token_dropout.forward(tokens);
+        let tokens = dropout(self.token_dropout.prob, tokens);
         self.sequence.encode(tokens, token_mask)
     }
 
     /// This branch's own head: logits `[B, 2]` from [`Self::embed`]'s vector.
     pub fn head_logits(&self, embedded: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.head.forward(self.dropout.forward(embedded))
+        self.head.forward(dropout(self.dropout.prob, embedded))
     }
 
     /// Number of trainable scalars.

@@ -12,6 +12,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use super::classifier::{Materialize, NUM_CLASSES};
+use super::dropout::dropout;
 use super::image::{ImageBatch, ImageBranch, ImageBranchConfig};
 use super::text::{TextBatch, TextBranch, TextBranchConfig};
 use super::{KeypointBatch, KeypointModel, KeypointModelConfig, gelu};
@@ -172,7 +173,7 @@ impl<B: Backend> Classifier<B> {
             .map(|(i, v)| v * batch.present.clone().slice([0..b, i..i + 1]))
             .collect();
         parts.push(batch.present.clone());
-        let x = fusion.dropout.forward(Tensor::cat(parts, 1));
+        let x = dropout(fusion.dropout.prob, Tensor::cat(parts, 1));
         fusion.out.forward(gelu(fusion.hidden.forward(x)))
     }
 

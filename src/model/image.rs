@@ -10,6 +10,7 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, Linea
 use burn::prelude::*;
 
 use super::classifier::NUM_CLASSES;
+use super::dropout::dropout;
 use super::pool::temporal_pool;
 use super::sequence::{SequenceEncoder, SequenceEncoderConfig};
 
@@ -78,12 +79,12 @@ impl<B: Backend> ImageBranch<B> {
             self.sequence.stride,
             self.sequence.tokens,
         );
-        let tokens = self.token_dropout.forward(tokens);
+        let tokens = dropout(self.token_dropout.prob, tokens);
         self.sequence.encode(tokens, token_mask)
     }
 
     /// This branch's own head.
     pub fn head_logits(&self, embedded: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.head.forward(self.dropout.forward(embedded))
+        self.head.forward(dropout(self.dropout.prob, embedded))
     }
 }

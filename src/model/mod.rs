@@ -12,6 +12,8 @@
 //! CUDA.
 
 pub mod classifier;
+pub mod dropout;
+pub mod encoder;
 pub mod fusion;
 pub mod gcn;
 pub mod gelu;

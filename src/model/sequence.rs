@@ -15,12 +15,11 @@
 //! is padded to the same number of tokens, so each video goes through the transformer with
 //! the same shapes and the same summation order whoever shares its batch.
 
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, PositionalEncoding, PositionalEncodingConfig};
 use burn::prelude::*;
 
+use super::encoder::encode;
 use super::pool::temporal_pool;
 
 /// Feed-forward width of each transformer layer, as a multiple of `dim`. Kept at 2 (not the
@@ -109,9 +108,7 @@ impl<B: Backend> SequenceEncoder<B> {
         let tokens = self.positions.forward(tokens);
         // burn's padding mask is true where a token must be ignored.
         let padding = token_mask.clone().lower_elem(0.5);
-        let encoded = self
-            .encoder
-            .forward(TransformerEncoderInput::new(tokens).mask_pad(padding));
+        let encoded = encode(&self.encoder, tokens, padding);
         let encoded = self.norm.forward(encoded);
         let weights = token_mask.reshape([b, l, 1]);
         let sums = (encoded * weights.clone()).sum_dim(1).reshape([b, d]);
