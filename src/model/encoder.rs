@@ -23,28 +23,38 @@ pub fn encode<B: Backend>(
     x: Tensor<B, 3>,
     mask_pad: Tensor<B, 2, Bool>,
 ) -> Tensor<B, 3> {
+    let [batch, length] = mask_pad.dims();
+    // burn masks the scores `[B, heads, L, L]` with the padding mask broadcast from `[B, 1, 1,
+    // L]`; burn-flex widens a broadcast mask element by element, in the forward pass and again
+    // for the gradient, in every layer (6 % of a paper-size MLP step). The same mask laid out
+    // in full, once, by block copies, fills the same entries.
+    let mask = mask_pad
+        .reshape([batch, 1, 1, length])
+        .repeat_dim(2, length)
+        .repeat_dim(1, encoder.n_heads);
     encoder
         .layers
         .iter()
-        .fold(x, |x, layer| encode_layer(layer, x, mask_pad.clone()))
+        .fold(x, |x, layer| encode_layer(layer, x, mask.clone()))
 }
 
 fn drop<B: Backend, const D: usize>(layer: &Dropout, x: Tensor<B, D>) -> Tensor<B, D> {
     dropout(layer.prob, x)
 }
 
-/// `TransformerEncoderLayer::forward` without an attention mask.
+/// `TransformerEncoderLayer::forward` with the padding mask, laid out as the scores
+/// `[B, heads, L, L]`, and no attention mask.
 fn encode_layer<B: Backend>(
     layer: &TransformerEncoderLayer<B>,
     x: Tensor<B, 3>,
-    mask_pad: Tensor<B, 2, Bool>,
+    mask: Tensor<B, 4, Bool>,
 ) -> Tensor<B, 3> {
     let residual = if layer.norm_first {
         layer.norm_2.forward(x.clone())
     } else {
         x.clone()
     };
-    let residual = attend(&layer.mha, residual, mask_pad);
+    let residual = attend(&layer.mha, residual, mask);
     let residual = drop(&layer.dropout, residual);
     let mut x = x + residual;
 
@@ -72,7 +82,7 @@ fn encode_layer<B: Backend>(
 fn attend<B: Backend>(
     mha: &MultiHeadAttention<B>,
     x: Tensor<B, 3>,
-    mask_pad: Tensor<B, 2, Bool>,
+    mask: Tensor<B, 4, Bool>,
 ) -> Tensor<B, 3> {
     let [batch, length, d_model] = x.dims();
     let heads = |linear: &Linear<B>, x: Tensor<B, 3>| {
@@ -89,8 +99,7 @@ fn attend<B: Backend>(
         .matmul(key.transpose())
         .div_scalar((mha.d_k as f32).sqrt());
     let scores = drop(&mha.dropout, scores);
-    let [b, l] = mask_pad.dims();
-    let scores = scores.mask_fill(mask_pad.reshape([b, 1, 1, l]), mha.min_float);
+    let scores = scores.mask_fill(mask, mha.min_float);
     let weights = if mha.quiet_softmax {
         quiet_softmax(scores, 3)
     } else {
