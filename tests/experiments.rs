@@ -436,6 +436,23 @@ fn runs_of_other_code_or_an_older_config_are_never_mixed_in() {
         by_file.contains("4 runs from an older configuration or other code"),
         "{by_file}"
     );
+
+    // Another experiment that adds a seed to the same settings trains only that seed, and its
+    // board counts the two runs `tiny` made for it as well: three seeds, not one.
+    let more = tmp.path().join("tiny_more.yaml");
+    let text = std::fs::read_to_string(&tiny).unwrap();
+    let text = text
+        .replace("name: tiny\n", "name: tiny_more\n")
+        .replace("seeds: [0, 1]", "seeds: [0, 1, 2]");
+    assert!(text.contains("name: tiny_more") && text.contains("[0, 1, 2]"));
+    std::fs::write(&more, text).unwrap();
+    let more = more.to_string_lossy().into_owned();
+    let out = xp_ok(&store, &args(&["run", &more], &MLP_ONLY));
+    assert!(out.contains("trained 1 runs, 2 already done"), "{out}");
+    let board = xp_ok(&store, &["leaderboard", &more, "--format", "md"]);
+    let rows = board_rows(&board);
+    assert_eq!(rows.len(), 1, "{board}");
+    assert!(rows[0].contains(" | 3 | "), "three seeds: {board}");
 }
 
 #[test]

@@ -183,17 +183,49 @@ pub fn run(root: &Path, args: RunArgs, progress: Progress) -> Result<i32> {
         regenerate: false,
         report_dir: Some(args.report_dir.clone()),
     };
-    board_for(root, board, Some(planned_ids(&plans)), progress)
+    board_for(root, board, Some(planned_runs(&plans)), progress)
 }
 
-/// The stored run ids an experiment's plan stands for.
-fn planned_ids(plans: &[runner::RunPlan]) -> BTreeSet<String> {
+/// The stored runs an experiment's plan stands for: run id -> the variant it stands for on
+/// this experiment's board (None for a stage-1 run, which has a board of its own).
+type Planned = BTreeMap<String, Option<String>>;
+
+/// See [`Planned`].
+fn planned_runs(plans: &[runner::RunPlan]) -> Planned {
     plans
         .iter()
-        .filter_map(|p| match &p.status {
-            PlanStatus::DoneByOtherCode(id) => Some(id.clone()),
-            PlanStatus::Skipped(_) => None,
-            _ => Some(p.id.clone()),
+        .filter_map(|p| {
+            let id = match &p.status {
+                PlanStatus::DoneByOtherCode(id) => id.clone(),
+                PlanStatus::Skipped(_) => return None,
+                _ => p.id.clone(),
+            };
+            let variant = (p.role == runner::Role::Grid).then(|| p.run.variant.clone());
+            Some((id, variant))
+        })
+        .collect()
+}
+
+/// Runs stored under other experiments that `planned` names as variants of `experiment`: the
+/// same computations (same settings, data and code, so the same run ids), as when one
+/// experiment adds seeds to another's grid. They are shown under `experiment`'s own labels.
+fn shared_runs(all: &[RunRow], experiment: &str, planned: Option<&Planned>) -> Vec<RunRow> {
+    let Some(planned) = planned else {
+        return Vec::new();
+    };
+    let mut seen: BTreeSet<&str> = all
+        .iter()
+        .filter(|r| r.experiment == experiment)
+        .map(|r| r.run_id.as_str())
+        .collect();
+    all.iter()
+        .filter_map(|r| match planned.get(&r.run_id) {
+            Some(Some(variant)) if seen.insert(r.run_id.as_str()) => Some(RunRow {
+                experiment: experiment.to_string(),
+                variant: variant.clone(),
+                ..r.clone()
+            }),
+            _ => None,
         })
         .collect()
 }
@@ -461,10 +493,10 @@ pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -
     };
     let experiment = runner::load(file, &[])?;
     let store = Store::open(root)?;
-    let mut planned = BTreeSet::new();
+    let mut planned = Planned::new();
     for device in [runner::Device::Cpu, runner::Device::Cuda] {
         let (_, plans) = runner::plan(&store, &experiment, Default::default(), device)?;
-        planned.extend(planned_ids(&plans));
+        planned.extend(planned_runs(&plans));
     }
     let args = LeaderboardArgs {
         experiment: Some(experiment.name.clone()),
@@ -478,7 +510,7 @@ pub fn leaderboard_cmd(root: &Path, args: LeaderboardArgs, progress: Progress) -
 fn board_for(
     root: &Path,
     args: LeaderboardArgs,
-    planned: Option<BTreeSet<String>>,
+    planned: Option<Planned>,
     progress: Progress,
 ) -> Result<i32> {
     let store = Store::open(root)?;
@@ -488,7 +520,7 @@ fn board_for(
     let mut experiments: Vec<String> = all.iter().map(|r| r.experiment.clone()).collect();
     experiments.dedup();
     if let Some(e) = &args.experiment {
-        if !experiments.contains(e) {
+        if !experiments.contains(e) && shared_runs(&all, e, planned.as_ref()).is_empty() {
             bail!(
                 "no runs of experiment `{e}` in the store (experiments with runs: {})",
                 if experiments.is_empty() {
@@ -517,9 +549,16 @@ fn board_for(
     let code = identity::code_fingerprint();
     let predictions = results::read_predictions(&store, &head.snapshot)?;
     let mut failed = false;
+    let planned_ids: Option<BTreeSet<String>> =
+        planned.as_ref().map(|p| p.keys().cloned().collect());
     for name in &experiments {
-        let runs: Vec<&RunRow> = all.iter().filter(|r| &r.experiment == name).collect();
-        let selection = current::select(&runs, planned.as_ref(), &code, args.all);
+        let shared = shared_runs(&all, name, planned.as_ref());
+        let runs: Vec<&RunRow> = all
+            .iter()
+            .filter(|r| &r.experiment == name)
+            .chain(&shared)
+            .collect();
+        let selection = current::select(&runs, planned_ids.as_ref(), &code, args.all);
         let results: Vec<RunResult> = selection
             .shown
             .iter()
