@@ -116,14 +116,9 @@ fn attend<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::test_util::{TestBackend, rng_lock, values};
+    use crate::model::test_util::{TestBackend, bits, rng_lock, values};
     use burn::module::AutodiffModule;
     use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderInput};
-
-    fn bits<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> Vec<u32> {
-        let v = x.into_data().to_vec::<f32>().unwrap();
-        v.iter().map(|f| f.to_bits()).collect()
-    }
 
     /// Sequences of 9, 4 and 1 real tokens out of 9 (padding masked).
     fn input<Bk: Backend>(d: usize) -> (Tensor<Bk, 3>, Tensor<Bk, 2, Bool>) {

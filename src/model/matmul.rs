@@ -24,7 +24,7 @@ use burn::tensor::{DType, Shape, TensorData};
 
 use rayon::prelude::*;
 
-use super::on_flex::{OnFlex, classify, primitive, to_caller};
+use super::on_flex::{OnFlex, classify, is_fresh, primitive, to_caller};
 use crate::lanes;
 
 /// `lhs x rhs`: `[M, K] x [K, N] -> [M, N]`, as `Tensor::matmul`.
@@ -169,7 +169,7 @@ const COLUMNS_PER_TASK: usize = 16;
 fn add_bias(mut out: FlexTensor, bias: FlexTensor) -> FlexTensor {
     let d_out = bias.layout().shape()[0];
     let bias = bias.to_contiguous();
-    let fresh = out.is_unique() && out.is_contiguous() && out.layout().start_offset() == 0;
+    let fresh = is_fresh(&out);
     let (Some(bias), true) = (bias.as_slice::<f32>(), fresh) else {
         return Flex::float_add(out, Flex::float_reshape(bias, Shape::new([1, d_out])));
     };
@@ -319,16 +319,12 @@ fn tracked_linear(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_util::bits;
     use burn::module::AutodiffModule;
     use burn::nn::LinearConfig;
     use burn::tensor::Distribution;
 
     type Tracked = Autodiff<Flex>;
-
-    fn bits<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> Vec<u32> {
-        let v = x.into_data().to_vec::<f32>().unwrap();
-        v.iter().map(|f| f.to_bits()).collect()
-    }
 
     /// Values of many magnitudes, so that any change in the order of additions shows.
     fn spread<Bk: Backend>(dims: [usize; 2], device: &Bk::Device) -> Tensor<Bk, 2> {

@@ -60,6 +60,13 @@ pub(crate) mod test_util {
 
     pub type TestBackend = burn::backend::Autodiff<crate::train::CpuBackend>;
 
+    /// The bit patterns of a float tensor's values, for comparisons that must be exact (signed
+    /// zeros and NaN payloads included).
+    pub fn bits<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> Vec<u32> {
+        let v = x.into_data().to_vec::<f32>().unwrap();
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
     /// A small keypoint classifier for tests: 4 frames a token (64 frames, 16 tokens), the
     /// backbone chunk sized automatically.
     pub fn small_config(

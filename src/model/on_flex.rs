@@ -9,7 +9,7 @@
 use std::any::Any;
 
 use burn::backend::Autodiff;
-use burn::backend::flex::Flex;
+use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::ops::FloatTensor;
@@ -60,6 +60,12 @@ pub(crate) fn to_caller<B: Backend, Bk: Backend, const D: usize>(
     out: FloatTensor<Bk>,
 ) -> Tensor<B, D> {
     same_type(Tensor::<Bk, D>::from_primitive(TensorPrimitive::Float(out)))
+}
+
+/// Whether `x` is a result no other tensor shares, laid out contiguously from the start of its
+/// buffer: a kernel may then write its output into it in place.
+pub(crate) fn is_fresh(x: &FlexTensor) -> bool {
+    x.is_unique() && x.is_contiguous() && x.layout().start_offset() == 0
 }
 
 #[cfg(test)]

@@ -229,6 +229,7 @@ fn backward(grad: FlexTensor, weights: &[f32], counts: &[f32], g: Geometry) -> F
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_util::bits;
     use burn::tensor::Distribution;
 
     type Tracked = Autodiff<Flex>;
@@ -268,11 +269,6 @@ mod tests {
     ];
 
     type Pooled = (Tensor<Tracked, 3>, Tensor<Tracked, 2>);
-
-    fn bits<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> Vec<u32> {
-        let v = x.into_data().to_vec::<f32>().unwrap();
-        v.iter().map(|f| f.to_bits()).collect()
-    }
 
     #[test]
     fn tokens_are_burns_bit_for_bit() {

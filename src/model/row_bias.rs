@@ -19,7 +19,7 @@ use burn::tensor::ops::{FloatTensor, FloatTensorOps};
 use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
-use super::on_flex::{OnFlex, classify, primitive, to_caller};
+use super::on_flex::{OnFlex, classify, is_fresh, primitive, to_caller};
 
 /// Columns per parallel task when adding the bias.
 const VALUES_PER_TASK: usize = 1 << 14;
@@ -57,7 +57,7 @@ fn column(bias: &FlexTensor) -> FlexTensor {
 /// (a product just made, as in the GCN), else burn-flex's own broadcast addition.
 fn forward(mut y: FlexTensor, bias: &FlexTensor) -> FlexTensor {
     let [rows, columns] = y.layout().shape().dims::<2>();
-    let fresh = y.is_unique() && y.is_contiguous() && y.layout().start_offset() == 0;
+    let fresh = is_fresh(&y);
     let bias_values = bias.to_contiguous();
     let (Some(bias_values), true) = (bias_values.as_slice::<f32>(), fresh) else {
         return Flex::float_add(y, column(bias));
@@ -130,16 +130,12 @@ fn row_sums(grad: FlexTensor) -> FlexTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_util::bits;
     use burn::tensor::Distribution;
 
     type Tracked = Autodiff<Flex>;
 
     type Adds = dyn Fn(Tensor<Tracked, 2>, Tensor<Tracked, 1>) -> Tensor<Tracked, 2>;
-
-    fn bits<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> Vec<u32> {
-        let v = x.into_data().to_vec::<f32>().unwrap();
-        v.iter().map(|f| f.to_bits()).collect()
-    }
 
     /// Values of many magnitudes (so the order of additions shows in the rounding), with
     /// exact zeros of either sign.

@@ -212,6 +212,7 @@ fn backward(grad: FlexTensor, keep: &[f32], g: Geometry) -> FlexTensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::test_util::bits;
     use burn::tensor::Distribution;
 
     type Tracked = Autodiff<Flex>;
@@ -253,11 +254,6 @@ mod tests {
         let h = Tensor::<Flex, 4>::zeros([2, 3, 0, 5], &device);
         let keep = Tensor::<Flex, 4>::zeros([1, 3, 0, 1], &device);
         assert_eq!(masked_window(h, keep, 9).dims(), [18, 0]);
-    }
-
-    fn bits<Bk: Backend, const D: usize>(x: Tensor<Bk, D>) -> Vec<u32> {
-        let v = x.into_data().to_vec::<f32>().unwrap();
-        v.iter().map(|f| f.to_bits()).collect()
     }
 
     #[test]
