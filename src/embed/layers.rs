@@ -10,6 +10,8 @@ use burn::tensor::activation;
 
 use super::folder::ModelFolder;
 use crate::lanes;
+use crate::model::batched_matmul::{batched_matmul, batched_matmul_merging_heads};
+use crate::model::matmul;
 
 /// The names a tensor may have: `base.suffix`, for each base.
 pub fn names(bases: &[String], suffix: &str) -> Vec<String> {
@@ -60,11 +62,11 @@ impl<B: Backend> Linear<B> {
         let input = dims[D - 1];
         let rows = x.shape().num_elements() / input.max(1);
         let [_, output] = self.weight.dims();
-        let y = x.reshape([rows, input]).matmul(self.weight.clone());
-        let y = match &self.bias {
-            Some(b) => y + b.clone().unsqueeze(),
-            None => y,
-        };
+        let y = matmul::affine(
+            x.reshape([rows, input]),
+            self.weight.clone(),
+            self.bias.clone(),
+        );
         let mut out = dims;
         out[D - 1] = output;
         y.reshape(out)
@@ -190,14 +192,15 @@ impl<B: Backend> SelfAttention<B> {
             .swap_dims(1, 2);
         let part = |i: usize| heads.clone().narrow(1, i * h, h);
         // The query is scaled already (see `new`).
-        let mut scores = part(0).matmul(part(1).swap_dims(2, 3));
+        let mut scores = batched_matmul(part(0), part(1).swap_dims(2, 3));
         if let Some(padding) = padding {
             // transformers adds the lowest float to padded keys' scores: after the softmax
             // their weight is exactly 0, as here.
             scores = scores.mask_fill(padding.reshape([b, 1, 1, s]), f32::MIN);
         }
         let weights = softmax(scores);
-        let out = weights.matmul(part(2)).swap_dims(1, 2).reshape([b, s, d]);
+        // Written straight into token-major order, the heads side by side.
+        let out = batched_matmul_merging_heads(weights, part(2));
         self.output.forward(out)
     }
 }

@@ -50,13 +50,43 @@ pub fn matmul<B: Backend>(lhs: Tensor<B, 2>, rhs: Tensor<B, 2>) -> Tensor<B, 2> 
 pub fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
     let weight = layer.weight.val();
     let bias = layer.bias.as_ref().map(|b| b.val());
+    on_flex_affine(x, weight, bias).unwrap_or_else(|x| layer.forward(x))
+}
+
+/// `x W + b` over rows, from a `[d_in, d_out]` weight and an optional `[d_out]` bias:
+/// `x.matmul(weight) + bias`, as burn computes a linear layer, for layers that are not burn
+/// modules (the embedding encoders' inference layers).
+pub fn affine<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 2> {
+    on_flex_affine(x, weight.clone(), bias.clone()).unwrap_or_else(|x| {
+        let y = x.matmul(weight);
+        match bias {
+            Some(b) => y + b.unsqueeze(),
+            None => y,
+        }
+    })
+}
+
+/// `x W + b` with xp's kernels where they apply (float32 on burn-flex, tracked or not);
+/// otherwise `x` back, for burn's operations.
+fn on_flex_affine<B: Backend>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Result<Tensor<B, 2>, Tensor<B, 2>> {
     let all_f32 = x.dtype() == DType::F32
         && weight.dtype() == DType::F32
         && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
-    let Some(bias) = bias.filter(|_| all_f32) else {
-        return layer.forward(x);
+    if !all_f32 {
+        return Err(x);
+    }
+    let Some(bias) = bias else {
+        return Ok(matmul(x, weight));
     };
-    match (classify(x), classify(weight), classify(bias)) {
+    Ok(match (classify(x), classify(weight), classify(bias)) {
         (OnFlex::Plain(x), OnFlex::Plain(weight), OnFlex::Plain(bias)) => {
             let out = product(&primitive(x), &primitive(weight));
             let out = add_bias(out, primitive(bias));
@@ -66,14 +96,14 @@ pub fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
             let out = tracked_linear(primitive(x), primitive(weight), primitive(bias));
             to_caller::<B, Autodiff<Flex>, 2>(out)
         }
-        (OnFlex::Other(x), _, _) => layer.forward(x),
+        (OnFlex::Other(x), _, _) => return Err(x),
         _ => unreachable!("the input and the layer are of one backend"),
-    }
+    })
 }
 
 /// burn-flex's rule for threading a product (`matmul.rs`): above 192³ multiply-adds, every
 /// core.
-fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+pub(super) fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
     const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
     if m.saturating_mul(n).saturating_mul(k) >= PARALLEL_THRESHOLD {
         gemm::Parallelism::Rayon(0)
@@ -142,7 +172,12 @@ fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
 
 /// Whether every element of a `dims` view with `strides` from `start` lies inside a buffer of
 /// `len` elements (strides may be negative; an empty view reaches nothing).
-fn in_bounds(len: usize, start: usize, dims: [usize; 2], strides: [isize; 2]) -> bool {
+pub(super) fn in_bounds<const N: usize>(
+    len: usize,
+    start: usize,
+    dims: [usize; N],
+    strides: [isize; N],
+) -> bool {
     if dims.contains(&0) {
         return true;
     }

@@ -11,6 +11,7 @@
 //! Everything is generic over `B: Backend`, so the same code runs on the CPU (burn-flex) and on
 //! CUDA.
 
+pub mod batched_matmul;
 pub mod classifier;
 pub mod dropout;
 pub mod encoder;
