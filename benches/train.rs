@@ -10,13 +10,18 @@
 //! frame + a transcript of 8 segment vectors).
 //! Options (environment): XP_BENCH_STEPS (default 3), XP_BENCH_BATCH (default 8),
 //! XP_BENCH_FRAMES (default "2048,8192,35000"), XP_BENCH_CHUNK (frames per backbone chunk;
-//! default: what the trainer picks for the batch), XP_BENCH_MODELS (default "mlp,gcn,fused").
+//! default: what the trainer picks for the batch), XP_BENCH_MODELS (default "mlp,gcn,fused"),
+//! XP_BENCH_DEVICE (`cpu`, the default, or `cuda` in a `--features cuda` build: then the
+//! warm-up step, with kernel compilation and autotuning, is what to read apart from the
+//! steady steps, and the peak memory printed is the host's).
 
 use std::process::Command;
 use std::time::Instant;
 
+use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Tensor};
 use xp::experiment::spec::{BackboneName, RunConfig};
 use xp::model::{
@@ -49,14 +54,26 @@ fn peak_mib() -> f64 {
     xp::memory::peak_mib().unwrap_or(f64::NAN)
 }
 
-/// The trainer's CPU backend.
-type B = burn::backend::Autodiff<xp::train::CpuBackend>;
-
 /// One case, in this process: prints one result line. `kind`: mlp, gcn or fused.
-fn case(kind: &str, frames: usize) {
+/// One case on a backend: `on_device` picks it (`XP_BENCH_DEVICE`), so a CUDA run goes through
+/// the same start-up as `xp run --device cuda` (kernel caches, a clear error without a GPU).
+struct Case {
+    kind: String,
+    frames: usize,
+}
+
+impl xp::device::BackendJob for Case {
+    type Output = ();
+    fn run<Bk: burn::tensor::backend::Backend>(self, device: &Bk::Device) -> anyhow::Result<()> {
+        case::<Autodiff<Bk>>(&self.kind, self.frames, device);
+        Ok(())
+    }
+}
+
+fn case<B: AutodiffBackend>(kind: &str, frames: usize, device: &B::Device) {
     let steps = env_usize("XP_BENCH_STEPS", 3);
     let batch = env_usize("XP_BENCH_BATCH", 8);
-    let device = Default::default();
+    let device = device.clone();
     let fused = kind == "fused";
     let mut cfg = if fused {
         config("experiments/paper.yaml", BackboneName::Mlp)
@@ -118,8 +135,10 @@ fn case(kind: &str, frames: usize) {
     } else {
         Batch::keypoints_only(kp)
     };
-    // One warm-up step, then timed steps.
+    // One warm-up step (on CUDA: kernel compilation and autotuning), then timed steps. Each
+    // step ends when the device has finished it.
     let mut times = Vec::new();
+    let mut warm_up = 0.0;
     let mut cpu = 0.0;
     for i in 0..=steps {
         let t = Instant::now();
@@ -128,7 +147,10 @@ fn case(kind: &str, frames: usize) {
             logits.powf_scalar(2.0).mean()
         });
         model = optim.step(1e-3, model, grads);
-        if i > 0 {
+        B::sync(&device).expect("the device finishes the step");
+        if i == 0 {
+            warm_up = t.elapsed().as_secs_f64();
+        } else {
             times.push(t.elapsed().as_secs_f64());
             cpu += xp::memory::cpu_seconds().unwrap_or(f64::NAN) - cpu_before;
         }
@@ -137,7 +159,7 @@ fn case(kind: &str, frames: usize) {
     let total: f64 = times.iter().sum();
     let step = total / times.len() as f64;
     println!(
-        "{kind:<5} T={frames:<5} batch {batch}: {:.2} s/step, {:.2} videos/s, {:.0} frames/s, {:.0}% CPU, peak memory {:.0} MiB, {params} parameters",
+        "{kind:<5} T={frames:<5} batch {batch}: {:.2} s/step, {:.2} videos/s, {:.0} frames/s, {:.0}% CPU, peak memory {:.0} MiB, {params} parameters, warm-up step {warm_up:.2} s",
         step,
         batch as f64 / step,
         (batch * frames) as f64 / step,
@@ -146,15 +168,35 @@ fn case(kind: &str, frames: usize) {
     );
 }
 
+/// `XP_BENCH_DEVICE`: `cpu` (the default) or `cuda` (a build with `--features cuda`).
+fn device() -> xp::device::Device {
+    match std::env::var("XP_BENCH_DEVICE").as_deref() {
+        Ok("cuda") => xp::device::Device::Cuda,
+        Ok("cpu") | Err(_) => xp::device::Device::Cpu,
+        Ok(other) => panic!("XP_BENCH_DEVICE={other}: cpu or cuda"),
+    }
+}
+
 fn main() {
     xp::memory::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--case") {
-        case(&args[i + 1], args[i + 2].parse().unwrap());
+        let job = Case {
+            kind: args[i + 1].clone(),
+            frames: args[i + 2].parse().unwrap(),
+        };
+        if let Err(e) = xp::device::on_device(device(), job) {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
         return;
     }
     println!(
-        "training throughput, CPU (burn-flex), sizes of experiments/mlp_vs_gcn.yaml (mlp, gcn) and paper.yaml (fused), {} cores available",
+        "training throughput on {}, sizes of experiments/mlp_vs_gcn.yaml (mlp, gcn) and paper.yaml (fused), {} cores available",
+        match device() {
+            xp::device::Device::Cpu => "the CPU (burn-flex)",
+            xp::device::Device::Cuda => "CUDA (burn-cuda; peak memory is the host's)",
+        },
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let frames_list = std::env::var("XP_BENCH_FRAMES").unwrap_or_else(|_| "2048,8192,35000".into());

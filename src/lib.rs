@@ -21,6 +21,7 @@ pub mod embed;
 pub mod experiment;
 pub mod fault;
 pub mod ingest;
+pub mod kernel_cache;
 pub mod lanes;
 pub mod memory;
 pub mod model;

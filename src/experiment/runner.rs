@@ -462,19 +462,34 @@ pub fn run_experiment(
         crate::fault::crash_point(crate::fault::RUN_COMMITTED);
         group.suspend(|| {
             eprintln!(
-            "finished {} seed {} in {:.1} s: test accuracy {:.4}, macro-F1 {:.4} (best epoch {})",
+            "finished {} seed {} in {:.1} s: test accuracy {:.4}, macro-F1 {:.4} (best epoch {}; \
+             {})",
             plan.run.variant,
             plan.run.seed,
             seconds,
             outcome.test.accuracy,
             outcome.test.macro_f1,
-            outcome.best_epoch
+            outcome.best_epoch,
+            step_report(&outcome.steps),
         )
         });
         summary.trained += 1;
     }
     grid_bar.finish_and_clear();
     Ok(summary)
+}
+
+/// The first training step apart from the others: on CUDA it includes the kernels' warm-up.
+fn step_report(steps: &train::StepTimes) -> String {
+    if steps.count < 2 {
+        return format!("{} step of {:.2} s", steps.count, steps.first);
+    }
+    format!(
+        "first step {:.2} s, then {:.3} s a step over {} more",
+        steps.first,
+        steps.steady,
+        steps.count - 1
+    )
 }
 
 /// Commits one run's results atomically (a killed `xp run` loses at most the run in progress).

@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod metrics;
+pub mod padding;
 pub mod schedule;
 pub mod threshold;
 
@@ -26,6 +27,7 @@ use crate::model::{
     KeypointModelConfig, TextBatch, TextBranchConfig, Weights,
 };
 use metrics::Metrics;
+use padding::Padding;
 
 /// The CPU backend: burn-flex (gemm-based matrix products on every core, SIMD element-wise
 /// ops that work in place when they can). It trained xp's models 1.6-1.8x faster than
@@ -54,6 +56,41 @@ pub struct TrainOutcome {
     pub params: u64,
     /// The evaluated model's parameters (the best epoch's).
     pub weights: Weights,
+    /// How long the training steps took.
+    pub steps: StepTimes,
+}
+
+/// Wall-clock time of a run's training steps, the first apart from the rest: on CUDA the
+/// first steps include compiling and autotuning kernels (warm-up), which later steps and
+/// later runs reuse. Reported, not stored: timings are not results. (On CUDA a step's clock
+/// stops when its loss is read back; work it queued after that counts in the next step.)
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimes {
+    /// Seconds of the first step.
+    pub first: f64,
+    /// Median seconds of the other steps (0 when there are none).
+    pub steady: f64,
+    pub count: usize,
+}
+
+impl StepTimes {
+    pub fn of(seconds: &[f64]) -> Self {
+        let Some((&first, rest)) = seconds.split_first() else {
+            return StepTimes::default();
+        };
+        let mut rest = rest.to_vec();
+        rest.sort_by(f64::total_cmp);
+        let steady = match rest.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => rest[n / 2],
+            n => (rest[n / 2 - 1] + rest[n / 2]) / 2.0,
+        };
+        StepTimes {
+            first,
+            steady,
+            count: seconds.len(),
+        }
+    }
 }
 
 /// Progress reporting from the loop (a progress bar, or nothing).
@@ -119,17 +156,19 @@ pub fn classifier_config(config: &RunConfig, splits: &Splits) -> ClassifierConfi
     }
 }
 
-/// Pads a batch of examples to its longest sequence. An input a video lacks (masked) is a
-/// placeholder of one zero frame or vector, so every branch has something to pool; the
-/// presence flags tell the fusion head to ignore it (and its gradients are zero).
+/// Pads a batch of examples to its longest sequence (or, on CUDA, to a length bucket: see
+/// [`padding`]). An input a video lacks (masked) is a placeholder of one zero frame or vector,
+/// so every branch has something to pool; the presence flags tell the fusion head to ignore it
+/// (and its gradients are zero).
 fn batch<B: Backend>(
     examples: &[&Example],
     modalities: &[Modality],
     splits: &Splits,
+    padding: Padding,
     device: &B::Device,
 ) -> Batch<B> {
     let n = examples.len();
-    let t_max = examples.iter().map(|e| e.frames).max().unwrap_or(1).max(1);
+    let t_max = padding.frames(examples.iter().map(|e| e.frames).max().unwrap_or(1).max(1));
     let has = |m| modalities.contains(&m);
     let keypoints = has(Modality::Keypoints).then(|| {
         let channels = splits.channels;
@@ -151,12 +190,14 @@ fn batch<B: Backend>(
     });
     let image = has(Modality::Image).then(|| {
         let dim = splits.image_dim;
-        let v_max = examples
-            .iter()
-            .map(|e| e.image.as_ref().map_or(1, |i| i.vectors.len() / dim))
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        let v_max = padding.items(
+            examples
+                .iter()
+                .map(|e| e.image.as_ref().map_or(1, |i| i.vectors.len() / dim))
+                .max()
+                .unwrap_or(1)
+                .max(1),
+        );
         let mut vectors = vec![0.0f32; n * v_max * dim];
         let mut index = vec![0i64; n * t_max];
         let mut mask = vec![0.0f32; n * t_max];
@@ -185,12 +226,14 @@ fn batch<B: Backend>(
     });
     let text = has(Modality::Text).then(|| {
         let dim = splits.text_dim;
-        let s_max = examples
-            .iter()
-            .map(|e| e.text.as_ref().map_or(1, |t| t.segments))
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        let s_max = padding.items(
+            examples
+                .iter()
+                .map(|e| e.text.as_ref().map_or(1, |t| t.segments))
+                .max()
+                .unwrap_or(1)
+                .max(1),
+        );
         let mut vectors = vec![0.0f32; n * s_max * dim];
         let mut mask = vec![0.0f32; n * s_max];
         for (i, e) in examples.iter().enumerate() {
@@ -270,14 +313,15 @@ fn predict<B: Backend>(
     modalities: &[Modality],
     splits: &Splits,
     class_w: [f32; 2],
-    batch_size: usize,
+    config: &RunConfig,
     device: &B::Device,
 ) -> (Vec<f32>, f64) {
+    let padding = Padding::for_backend::<B>(config.model.sequence.max_frames);
     let mut probs = Vec::with_capacity(examples.len());
     let mut loss_sum = 0.0f64;
     let mut weight_sum = 0.0f64;
-    for chunk in examples.chunks(batch_size) {
-        let input = batch::<B>(chunk, modalities, splits, device);
+    for chunk in examples.chunks(config.train.batch_size) {
+        let input = batch::<B>(chunk, modalities, splits, padding, device);
         let logits = model.forward(&input);
         let log_p = activation::log_softmax(logits, 1);
         let values: Vec<f32> = log_p.into_data().to_vec().expect("f32 logits");
@@ -323,6 +367,8 @@ struct Fitted<B: AutodiffBackend> {
     valid: Classifier<B::InnerBackend>,
     val_probs: Vec<f32>,
     logs: Vec<EpochLog>,
+    /// Seconds of each training step, in order.
+    step_seconds: Vec<f64>,
 }
 
 /// Removes the gradients of every parameter it visits (a frozen branch does not move).
@@ -365,17 +411,20 @@ fn fit<B: AutodiffBackend>(
     let mut logs = Vec::new();
     let mut best: Option<(Score, Fitted<B>)> = None;
     let mut since_best = 0;
+    let mut step_seconds = Vec::with_capacity(total_steps);
+    let padding = Padding::for_backend::<B>(config.model.sequence.max_frames);
     for epoch in 1..=phase.epochs {
         order.shuffle(rng);
         let mut loss_sum = 0.0;
         for chunk in order.chunks(t.batch_size) {
             let examples: Vec<&Example> = chunk.iter().map(|&i| train[i]).collect();
-            let input = batch::<B>(&examples, phase.modalities, splits, device);
+            let input = batch::<B>(&examples, phase.modalities, splits, padding, device);
             let labels: Vec<u8> = examples.iter().map(|e| e.label).collect();
             let weights: Vec<f32> = examples
                 .iter()
                 .map(|e| class_w[e.label as usize] * e.weight)
                 .collect();
+            let clock = std::time::Instant::now();
             let (value, mut grads) = checkpoint::loss_and_grads(&model, &input, |logits| {
                 loss(logits, &labels, &weights, device)
             });
@@ -388,6 +437,7 @@ fn fit<B: AutodiffBackend>(
             loss_sum += value * examples.len() as f64;
             let lr = schedule::learning_rate(phase.lr, step, warmup, total_steps);
             model = optim.step(lr, model, grads);
+            step_seconds.push(clock.elapsed().as_secs_f64());
             step += 1;
             observer.step_done();
         }
@@ -398,7 +448,7 @@ fn fit<B: AutodiffBackend>(
             phase.modalities,
             splits,
             class_w,
-            t.batch_size,
+            config,
             device,
         );
         let log = EpochLog {
@@ -417,6 +467,7 @@ fn fit<B: AutodiffBackend>(
                 valid,
                 val_probs: probs,
                 logs: Vec::new(),
+                step_seconds: Vec::new(),
             };
             best = Some((score, fitted));
             since_best = 0;
@@ -429,6 +480,7 @@ fn fit<B: AutodiffBackend>(
     }
     let (_, mut fitted) = best.expect("at least one epoch ran");
     fitted.logs = logs;
+    fitted.step_seconds = step_seconds;
     fitted
 }
 
@@ -558,7 +610,7 @@ pub fn train<B: AutodiffBackend>(
         &splits.modalities,
         splits,
         class_w,
-        t.batch_size,
+        config,
         device,
     );
     let labels: Vec<u8> = splits.test.iter().map(|e| e.label).collect();
@@ -577,6 +629,7 @@ pub fn train<B: AutodiffBackend>(
         predictions,
         params,
         weights: Weights::of::<B::InnerBackend, _>(&fitted.valid),
+        steps: StepTimes::of(&fitted.step_seconds),
     })
 }
 
@@ -731,7 +784,7 @@ mod tests {
             &splits.modalities,
             &splits,
             [1.0; 2],
-            4,
+            &c,
             &device,
         );
         let stored: Vec<f32> = outcome.predictions.iter().map(|p| p.1).collect();
@@ -932,5 +985,86 @@ mod tests {
             a.epochs[1].train_loss.to_bits(),
             b.epochs[1].train_loss.to_bits()
         );
+    }
+
+    /// Padding to length buckets (as on CUDA) leaves every video's logits as they are, bit
+    /// for bit, on all three padded axes: frames, image vectors, transcript segments.
+    #[test]
+    fn bucketed_batches_give_the_same_logits() {
+        let _guard = crate::model::test_util::rng_lock();
+        type Inner = CpuBackend;
+        let device = Default::default();
+        let (image_dim, text_dim) = (4, 6);
+        let examples: Vec<Example> = [37usize, 70, 5, 100, 66]
+            .iter()
+            .enumerate()
+            .map(|(i, &frames)| {
+                let mut e = separable(1, frames, i).remove(0);
+                e.label = (i % 2) as u8;
+                let distinct = frames / 10 + 1;
+                let value = |k: usize| ((k * 7 + i) % 11) as f32 / 11.0 - 0.5;
+                e.image = Some(crate::dataset::vectors::ImageFrames {
+                    vectors: (0..distinct * image_dim).map(value).collect(),
+                    dim: image_dim,
+                    index: (0..frames)
+                        .map(|t| (t >= 3).then_some((t / 10) as u32))
+                        .collect(),
+                });
+                e.text = Some(crate::dataset::vectors::TextVectors {
+                    vectors: (0..(i + 1) * text_dim).map(value).collect(),
+                    dim: text_dim,
+                    segments: i + 1,
+                });
+                e
+            })
+            .collect();
+        let all = vec![Modality::Keypoints, Modality::Image, Modality::Text];
+        let splits = Splits {
+            train: examples,
+            val: vec![],
+            test: vec![],
+            channels: 3,
+            modalities: all.clone(),
+            image_dim,
+            text_dim,
+            masked: 0,
+            missing: vec![],
+            pseudo_labelled: 0,
+        };
+        for backbone in [BackboneName::Mlp, BackboneName::Gcn] {
+            let mut c = config(backbone);
+            c.model.modalities = all.clone();
+            c.model.sequence.max_frames = 128;
+            let model = classifier_config(&c, &splits).init::<Inner>(&device);
+            let videos: Vec<&Example> = splits.train.iter().collect();
+            let logits = |padding: Padding| {
+                let input = batch::<Inner>(&videos, &all, &splits, padding, &device);
+                let frames = input.keypoints.as_ref().unwrap().points.dims()[1];
+                let values: Vec<u32> = model
+                    .forward(&input)
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                (frames, values)
+            };
+            let (longest, exact) = logits(Padding::Longest);
+            let (bucketed, padded) = logits(Padding::Buckets { max_frames: 128 });
+            assert_eq!((longest, bucketed), (100, 112));
+            assert_eq!(exact, padded, "{backbone:?}");
+        }
+    }
+
+    #[test]
+    fn step_times_keep_the_first_apart_and_take_the_median_of_the_rest() {
+        assert_eq!(StepTimes::of(&[]), StepTimes::default());
+        let one = StepTimes::of(&[9.0]);
+        assert_eq!((one.first, one.steady, one.count), (9.0, 0.0, 1));
+        let odd = StepTimes::of(&[30.0, 0.2, 0.9, 0.1]);
+        assert_eq!((odd.first, odd.steady, odd.count), (30.0, 0.2, 4));
+        let even = StepTimes::of(&[30.0, 0.4, 0.1, 0.2, 5.0]);
+        assert!((even.steady - 0.3).abs() < 1e-12);
     }
 }
