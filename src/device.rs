@@ -53,8 +53,9 @@ fn on_cuda<J: BackendJob>(job: J) -> Result<J::Output> {
             *seen = Some(panic_text(info.payload()));
         }
     }));
-    crate::kernel_cache::configure();
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // Before the backend first reads CubeCL's settings (see `kernel_cache`).
+        crate::kernel_cache::configure();
         let device = burn::backend::cuda::CudaDevice::default();
         job.run::<burn::backend::Cuda>(&device)
     }));
