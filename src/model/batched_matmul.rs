@@ -35,6 +35,11 @@ pub fn batched_matmul_merging_heads<B: Backend>(
 ) -> Tensor<B, 3> {
     let [b, h, m, _] = lhs.dims();
     let n = rhs.dims()[3];
+    if n == 1 && h > 1 {
+        // Rows `h` apart would make `gemm` see a single-column output as a row and leave the
+        // matrix-vector path burn-flex takes for it: other additions, other bits.
+        return lhs.matmul(rhs).swap_dims(1, 2).reshape([b, m, h * n]);
+    }
     match plain_pair(lhs, rhs) {
         Ok((lhs, rhs)) => {
             let out = products(&lhs, &rhs, Layout::HeadsMerged);
@@ -209,7 +214,16 @@ mod tests {
     /// below and above burn-flex's thresholds for threading.
     #[test]
     fn attention_products_are_burns_bit_for_bit() {
-        for [b, h, s, hd] in [[1, 1, 3, 2], [2, 3, 7, 5], [2, 12, 33, 16], [1, 2, 300, 64]] {
+        // Heads of size 1 over more than 512 keys: burn-flex's product of a column takes
+        // gemm's matrix-vector path, whose additions differ from the blocked kernel's.
+        let shapes = [
+            [1, 1, 3, 2],
+            [2, 3, 7, 5],
+            [2, 12, 33, 16],
+            [1, 2, 300, 64],
+            [1, 2, 600, 1],
+        ];
+        for [b, h, s, hd] in shapes {
             // [b, s, 3h, hd] as from one projection, heads second.
             let fused = spread([b, s, 3 * h, hd]).swap_dims(1, 2);
             let part = |i: usize| fused.clone().narrow(1, i * h, h);
@@ -223,6 +237,29 @@ mod tests {
             let merged = batched_matmul_merging_heads(scores.clone(), v.clone());
             let burn = scores.matmul(v).swap_dims(1, 2).reshape([b, s, h * hd]);
             assert_eq!(bits(merged), bits(burn), "output {b} {h} {s} {hd}");
+        }
+    }
+
+    /// Single-column products with a transposed left side, which burn-flex computes as a
+    /// column-major matrix-vector product.
+    #[test]
+    fn single_column_products_are_burns_bit_for_bit() {
+        for [b, h, m, k] in [[2, 3, 5, 7], [1, 2, 40, 900]] {
+            let lhs = spread([b, h, k, m]).swap_dims(2, 3);
+            let rhs = spread([b, h, k, 1]);
+            let merged = batched_matmul_merging_heads(lhs.clone(), rhs.clone());
+            let burn = lhs
+                .clone()
+                .matmul(rhs.clone())
+                .swap_dims(1, 2)
+                .reshape([b, m, h]);
+            assert_eq!(bits(merged), bits(burn), "merged {b} {h} {m} {k}");
+            let first = batched_matmul(lhs.clone(), rhs.clone());
+            assert_eq!(
+                bits(first),
+                bits(lhs.matmul(rhs)),
+                "heads first {b} {h} {m} {k}"
+            );
         }
     }
 

@@ -8,8 +8,8 @@
 //! float vector that the `gemm` crate fills, with burn-flex's own call to it (same strides,
 //! same threading rule), so every value is burn-flex's bit for bit; in training the backward
 //! pass computes the gradients with burn's formulas (`grad x rhs^T`, `lhs^T x grad`, the bias
-//! gradient as burn's sum over rows) on the same kernel. Other backends (CUDA), other float
-//! types and layers without a bias keep burn's operations.
+//! gradient as burn's sum over rows) on the same kernel. A layer without a bias is the product
+//! alone. Other backends (CUDA) and other float types keep burn's operations.
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

@@ -1,10 +1,11 @@
 //! How far a batch is padded.
 //!
 //! On the CPU a batch is padded to its longest video: the least work, and every shape runs
-//! the same code. burn-cuda instead compiles and autotunes kernels per shape, and with videos
-//! of any length nearly every batch would have a new one (60-155 s of first steps were
-//! measured on a GPU). There the lengths are rounded up to a few buckets per doubling, so the
-//! shapes repeat from batch to batch and epoch to epoch, for at most a quarter more frames.
+//! the same code. burn-cuda instead autotunes kernels per shape (and compiles them on first
+//! use), and with videos of any length nearly every batch would have a new shape. There the
+//! lengths are rounded up to a few buckets per doubling, so the shapes repeat from batch to
+//! batch and epoch to epoch: above 64 frames, for less than a quarter more frames (a shorter
+//! batch is padded to 64).
 //! A video's logits do not depend on how far its batch is padded (padded frames are masked
 //! everywhere, and the temporal pooling's stride comes from the config, not the batch:
 //! `model::classifier`'s batch-independence test), so bucketing changes no result on the CPU;
