@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::matmul::{in_bounds, parallelism};
+use super::matmul::{gemm_into, in_bounds, parallelism};
 use super::on_flex::{OnFlex, classify, primitive, to_caller};
 
 /// `lhs x rhs` for each (batch, head) pair: `[b, h, M, K] x [b, h, K, N] -> [b, h, M, N]`, as
@@ -35,12 +35,14 @@ pub fn batched_matmul_merging_heads<B: Backend>(
 ) -> Tensor<B, 3> {
     let [b, h, m, _] = lhs.dims();
     let n = rhs.dims()[3];
-    if n == 1 && h > 1 {
-        // Rows `h` apart would make `gemm` see a single-column output as a row and leave the
-        // matrix-vector path burn-flex takes for it: other additions, other bits.
-        return lhs.matmul(rhs).swap_dims(1, 2).reshape([b, m, h * n]);
-    }
-    match plain_pair(lhs, rhs) {
+    // Rows `h` apart would make `gemm` see a single-column output as a row and leave the
+    // matrix-vector path burn-flex takes for it (other additions, other bits): burn's product.
+    let pair = if n == 1 && h > 1 {
+        Err((lhs, rhs))
+    } else {
+        plain_pair(lhs, rhs)
+    };
+    match pair {
         Ok((lhs, rhs)) => {
             let out = products(&lhs, &rhs, Layout::HeadsMerged);
             to_caller::<B, Flex, 4>(out).reshape([b, m, h * n])
@@ -154,25 +156,12 @@ fn products(lhs: &FlexTensor, rhs: &FlexTensor, layout: Layout) -> FlexTensor {
         // writes each of them (`dst = 1 * lhs x rhs`) and reads none; together the pairs cover
         // all `len` elements.
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
+            gemm_into(
                 dst.at(out_start(p)),
-                1,
                 out_row,
-                false,
-                lhs_data.as_ptr().offset(lhs_at),
-                ls[3],
-                ls[2],
-                rhs_data.as_ptr().offset(rhs_at),
-                rs[3],
-                rs[2],
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
+                [m, n, k],
+                (lhs_data.as_ptr().offset(lhs_at), [ls[2], ls[3]]),
+                (rhs_data.as_ptr().offset(rhs_at), [rs[2], rs[3]]),
                 threads,
             );
         }

@@ -143,31 +143,43 @@ fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
         // buffers (asserted above). With `read_dst` false, `gemm` writes every output element
         // (`dst = 1 * lhs x rhs`) and reads none, so after it all `len` are initialised.
         unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
+            gemm_into(
                 out.as_mut_ptr(),
-                1,
                 n as isize,
-                false,
-                lhs_data.as_ptr().add(lhs_start),
-                lhs_cs,
-                lhs_rs,
-                rhs_data.as_ptr().add(rhs_start),
-                rhs_cs,
-                rhs_rs,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
+                [m, n, k],
+                (lhs_data.as_ptr().add(lhs_start), [lhs_rs, lhs_cs]),
+                (rhs_data.as_ptr().add(rhs_start), [rhs_rs, rhs_cs]),
                 parallelism(m, n, k),
             );
             out.set_len(len);
         }
     }
     FlexTensor::from_data(TensorData::new(out, [m, n]))
+}
+
+/// `dst = lhs x rhs` for an `[m, k] x [k, n]` product, `dst` row-major with rows `dst_row`
+/// floats apart, each operand a pointer to its first element and its `[row, column]` strides:
+/// burn-flex's call to `gemm` (`read_dst` false, `dst = 0 * dst + 1 * lhs x rhs`), which
+/// writes every element of `dst` and reads none.
+///
+/// # Safety
+/// Every element the operands' layouts reach must be readable, and the `m x n` elements of
+/// `dst` writable by this call alone.
+pub(super) unsafe fn gemm_into(
+    dst: *mut f32,
+    dst_row: isize,
+    [m, n, k]: [usize; 3],
+    (lhs, [lhs_rs, lhs_cs]): (*const f32, [isize; 2]),
+    (rhs, [rhs_rs, rhs_cs]): (*const f32, [isize; 2]),
+    threads: gemm::Parallelism,
+) {
+    // SAFETY: as the caller promises.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst, 1, dst_row, false, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 0.0, 1.0,
+            false, false, false, threads,
+        )
+    }
 }
 
 /// Whether every element of a `dims` view with `strides` from `start` lies inside a buffer of
