@@ -160,7 +160,8 @@ fn product(lhs: &FlexTensor, rhs: &FlexTensor) -> FlexTensor {
 /// `dst = lhs x rhs` for an `[m, k] x [k, n]` product, `dst` row-major with rows `dst_row`
 /// floats apart, each operand a pointer to its first element and its `[row, column]` strides:
 /// burn-flex's call to `gemm` (`read_dst` false, `dst = 0 * dst + 1 * lhs x rhs`), which
-/// writes every element of `dst` and reads none.
+/// writes every element of `dst` and reads none. A threaded product with a long sum is cut
+/// into pieces first ([`long_sum_cut`]): the same values, bit for bit.
 ///
 /// # Safety
 /// Every element the operands' layouts reach must be readable, and the `m x n` elements of
@@ -173,13 +174,109 @@ pub(super) unsafe fn gemm_into(
     (rhs, [rhs_rs, rhs_cs]): (*const f32, [isize; 2]),
     threads: gemm::Parallelism,
 ) {
-    // SAFETY: as the caller promises.
-    unsafe {
-        gemm::gemm(
-            m, n, k, dst, 1, dst_row, false, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 0.0, 1.0,
-            false, false, false, threads,
-        )
+    let call = |dst: *mut f32, [m, n]: [usize; 2], lhs, rhs, threads| {
+        // SAFETY: as the caller promises, for the whole product or one piece of it.
+        unsafe {
+            gemm::gemm(
+                m, n, k, dst, 1, dst_row, false, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 0.0,
+                1.0, false, false, false, threads,
+            )
+        }
+    };
+    let cores = match threads {
+        gemm::Parallelism::Rayon(_) => rayon::current_num_threads(),
+        gemm::Parallelism::None => 1,
+    };
+    let Some(cut) = long_sum_cut([m, n, k], cores) else {
+        return call(dst, [m, n], lhs, rhs, threads);
+    };
+    let shared = (Shared(dst), Shared(lhs.cast_mut()), Shared(rhs.cast_mut()));
+    (0..cut.pieces).into_par_iter().for_each(|piece| {
+        let start = piece * cut.length;
+        let (dst, lhs, rhs) = (
+            shared.0.get(),
+            shared.1.get().cast_const(),
+            shared.2.get().cast_const(),
+        );
+        // Pieces are disjoint blocks of rows or of columns of `dst`; each reads the operands'
+        // matching rows (of `lhs`) or columns (of `rhs`), inside what the whole reaches.
+        if cut.rows {
+            let rows = cut.length.min(m - start);
+            call(
+                dst.wrapping_offset(start as isize * dst_row),
+                [rows, n],
+                lhs.wrapping_offset(start as isize * lhs_rs),
+                rhs,
+                gemm::Parallelism::None,
+            )
+        } else {
+            let columns = cut.length.min(n - start);
+            call(
+                dst.wrapping_add(start),
+                [m, columns],
+                lhs,
+                rhs.wrapping_offset(start as isize * rhs_cs),
+                gemm::Parallelism::None,
+            )
+        }
+    });
+}
+
+/// A pointer handed to the tasks of one product, which touch disjoint parts of what it
+/// points to (see [`gemm_into`]).
+struct Shared(*mut f32);
+
+impl Shared {
+    /// Through a method, so that a task's closure takes the `Shared`, not its raw pointer.
+    fn get(&self) -> *mut f32 {
+        self.0
     }
+}
+// SAFETY: the tasks write disjoint blocks of the output and only read the operands.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+/// How a product's output is cut: pieces of `length` rows (or columns), the last shorter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cut {
+    rows: bool,
+    length: usize,
+    pieces: usize,
+}
+
+/// Where a threaded product is better cut into one single-threaded product per core: when its
+/// sum is long and its output small (a weight's gradient, summed over every frame of a batch).
+/// gemm threads a product inside each block of 512 or more terms of the sum, so such a product
+/// forks and joins every core a hundred to a few thousand times: on 2 cores, a layer's
+/// gradient `[64, 65536] x [65536, 32]` took 3.5-5.0 ms threaded by gemm and 2.6-2.8 ms as
+/// two pieces, the GCN's `[16, 1.2M] x [1.2M, 5]` 8.1 ms and 4.5 ms.
+///
+/// The pieces give the whole's values bit for bit. gemm adds each output's terms in order,
+/// one block of the sum after another, whatever the threads, and a piece of rows or columns
+/// is summed the same way as long as gemm picks the same block length for it: it takes the
+/// length from the cache sizes (not the output's shape) unless both sides are at most 64, and
+/// then `min(k, 512)`; so every piece must be on the same side of that line as the whole. A
+/// side of one, or a sum of two terms, would take gemm's matrix-vector paths: never cut there.
+fn long_sum_cut([m, n, k]: [usize; 3], cores: usize) -> Option<Cut> {
+    const SHORT_SIDE: usize = 64;
+    let small = |m: usize, n: usize| m <= SHORT_SIDE && n <= SHORT_SIDE;
+    if cores < 2 || k < 16 * m.max(n) {
+        return None;
+    }
+    // Cut the longer side first: each piece then reads all of the other operand once.
+    let sides = if m >= n { [true, false] } else { [false, true] };
+    sides.into_iter().find_map(|rows| {
+        let (cut_side, other) = if rows { (m, n) } else { (n, m) };
+        let length = cut_side.div_ceil(cores);
+        let pieces = cut_side.div_ceil(length.max(1));
+        let shortest = cut_side - (pieces - 1) * length;
+        let same_blocks = small(shortest, other) == small(m, n);
+        (pieces >= 2 && shortest >= 2 && same_blocks).then_some(Cut {
+            rows,
+            length,
+            pieces,
+        })
+    })
 }
 
 /// Whether every element of a `dims` view with `strides` from `start` lies inside a buffer of
@@ -423,6 +520,63 @@ mod tests {
                 bits(lhs_t.matmul(rhs_t)),
                 "{m}x{k}x{n} transposed"
             );
+        }
+    }
+
+    #[test]
+    fn long_sums_are_cut_where_gemm_keeps_its_blocks() {
+        let cut = |rows, length, pieces| {
+            Some(Cut {
+                rows,
+                length,
+                pieces,
+            })
+        };
+        // The MLP's weight gradients at 8,192 frames, and the GCN's channel mix.
+        assert_eq!(long_sum_cut([350, 64, 65536], 2), cut(true, 175, 2));
+        assert_eq!(long_sum_cut([210, 64, 65536], 3), cut(true, 70, 3));
+        assert_eq!(long_sum_cut([16, 36, 1_236_288], 2), cut(false, 18, 2));
+        // Both sides at most 64: any pieces keep gemm's block length.
+        assert_eq!(long_sum_cut([64, 32, 65536], 2), cut(true, 32, 2));
+        // 125 rows in two would be pieces of 63 and 62 beside 64 columns, which gemm would
+        // sum in other blocks than the whole: columns instead.
+        assert_eq!(long_sum_cut([125, 64, 65536], 2), cut(false, 32, 2));
+        assert_eq!(long_sum_cut([96, 32, 65536], 2), cut(false, 16, 2));
+        assert_eq!(long_sum_cut([130, 40, 65536], 2), cut(true, 65, 2));
+        assert_eq!(long_sum_cut([128, 40, 65536], 2), cut(false, 20, 2));
+        // Not cut: one core, a short sum, or pieces of one row or column (gemm's matrix-vector
+        // paths) or too short to keep the block length.
+        assert_eq!(long_sum_cut([350, 64, 65536], 1), None);
+        assert_eq!(long_sum_cut([65536, 64, 350], 2), None);
+        assert_eq!(long_sum_cut([3, 2, 1000], 2), None);
+        assert_eq!(long_sum_cut([100, 1, 65536], 2), None);
+        assert_eq!(long_sum_cut([66, 1, 65536], 2), None);
+    }
+
+    #[test]
+    fn long_sums_cut_into_pieces_are_burns_bit_for_bit() {
+        let device = Default::default();
+        // Sums longer than gemm's blocks (of 512 terms, or sized to the L1 cache), on both
+        // sides of its 64 line, as the layers' and the GCN's weight gradients.
+        let shapes = [[125, 64], [96, 32], [64, 32], [16, 36], [350, 8], [130, 40]];
+        for cores in [2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(cores)
+                .build()
+                .unwrap();
+            for [m, n] in shapes {
+                let k = (16 * m.max(n)).max(5000).max(12_500_000 / (m * n));
+                // The sum over rows of transposed views, as `x^T x grad`.
+                let lhs = spread::<Flex>([k, m], &device).transpose();
+                let rhs = spread::<Flex>([k, n + 3], &device).slice([0..k, 1..n + 1]);
+                assert!(long_sum_cut([m, n, k], cores).is_some(), "{m}x{n}x{k}");
+                let ours = pool.install(|| matmul(lhs.clone(), rhs.clone()));
+                assert_eq!(
+                    bits(ours),
+                    bits(lhs.clone().matmul(rhs.clone())),
+                    "{m}x{n}x{k} on {cores} cores"
+                );
+            }
         }
     }
 
