@@ -32,4 +32,5 @@ pub mod query;
 pub mod report;
 pub mod schema;
 pub mod store;
+pub mod system_exp;
 pub mod train;

@@ -4,7 +4,8 @@
 //! burn-flex evaluates GELU and its derivative one element at a time through libm's scalar
 //! `erff` (about 17 ns an element on a 2-core EPYC): about 40% of an MLP training step. Here
 //! the same expressions use [`lanes::erf`], libm's `erff` bit for bit in vector lanes, on every
-//! core; the derivative keeps burn-flex's scalar `exp`. In training the forward pass keeps its
+//! core; the derivative's `exp` is the system's (`f32::exp`, as burn-flex's), in lanes where
+//! [`system_exp`] knows it. In training the forward pass keeps its
 //! `erf` values for the backward pass (which burn-flex computes twice): one more activation
 //! of the input's size, one `erf` fewer per element. Training numbers do not change, only
 //! their speed.
@@ -26,6 +27,7 @@ use burn::tensor::{DType, TensorData, activation};
 
 use super::on_flex::{OnFlex, classify, primitive, to_caller};
 use crate::lanes::{self, BLOCK};
+use crate::system_exp;
 
 /// `x * Φ(x)` with `Φ` the standard normal CDF, as `burn::tensor::activation::gelu`.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -170,18 +172,19 @@ fn gelu_erf_slice(x: &[f32], y: &mut [f32], e: &mut [f32]) {
     }
 }
 
-/// `grad * (cdf + x * pdf)`, burn-flex's expression, with its scalar `exp`; `e` holds
-/// `erf(x / √2)`.
+/// `grad * (cdf + x * pdf)`, burn-flex's expression, with its `exp` (the system's, in lanes
+/// where [`system_exp`] can); `e` holds `erf(x / √2)`.
 #[inline(always)]
 fn derivative_slice(x: &[f32], e: &[f32], grad: &[f32], out: &mut [f32]) {
     let inv_sqrt_2pi: f32 = 1.0 / (2.0 * PI).sqrt();
-    let mut u = [0f32; BLOCK];
+    let (mut arg, mut u) = ([0f32; BLOCK], [0f32; BLOCK]);
     let blocks = x.chunks(BLOCK).zip(e.chunks(BLOCK)).zip(grad.chunks(BLOCK));
     for (((x, e), grad), out) in blocks.zip(out.chunks_mut(BLOCK)) {
-        let u = &mut u[..x.len()];
-        for (u, &x) in u.iter_mut().zip(x) {
-            *u = (-0.5 * x * x).exp();
+        let (arg, u) = (&mut arg[..x.len()], &mut u[..x.len()]);
+        for (a, &x) in arg.iter_mut().zip(x) {
+            *a = -0.5 * x * x;
         }
+        system_exp::exp(arg, u);
         for (((out, &x), &g), (&e, &u)) in out.iter_mut().zip(x).zip(grad).zip(e.iter().zip(&*u)) {
             let cdf = 0.5 * (1.0 + e);
             let pdf = inv_sqrt_2pi * u;
