@@ -194,6 +194,8 @@ mod tests {
 
     /// Values of many magnitudes, so that any change in the order of additions shows.
     fn spread(dims: [usize; 4]) -> Tensor<Flex, 4> {
+        // The backend's RNG is shared with the seeded tests: draw while holding its lock.
+        let _rng = crate::model::test_util::rng_lock();
         let device = Default::default();
         Tensor::<Flex, 4>::random(dims, Distribution::Normal(0.0, 1.0), &device)
             * Tensor::<Flex, 4>::random(dims, Distribution::Uniform(-4.0, 4.0), &device).exp()
@@ -273,9 +275,11 @@ mod tests {
     fn tracked_tensors_keep_burns_product_and_gradients() {
         type Tracked = burn::backend::Autodiff<Flex>;
         let device = Default::default();
+        let rng = crate::model::test_util::rng_lock();
         let l = Tensor::<Tracked, 4>::random([2, 2, 3, 4], Distribution::Default, &device)
             .require_grad();
         let r = Tensor::<Tracked, 4>::random([2, 2, 4, 5], Distribution::Default, &device);
+        drop(rng);
         let out = batched_matmul_merging_heads(l.clone(), r.clone());
         let grads = out.sum().backward();
         assert_eq!(l.grad(&grads).unwrap().dims(), [2, 2, 3, 4]);

@@ -187,7 +187,8 @@ pub(super) unsafe fn gemm_into(
         gemm::Parallelism::Rayon(_) => rayon::current_num_threads(),
         gemm::Parallelism::None => 1,
     };
-    let Some(cut) = long_sum_cut([m, n, k], cores) else {
+    let k_contiguous = lhs_cs.unsigned_abs() == 1 && rhs_rs.unsigned_abs() == 1;
+    let Some(cut) = long_sum_cut([m, n, k], k_contiguous, cores) else {
         return call(dst, [m, n], lhs, rhs, threads);
     };
     let shared = (Shared(dst), Shared(lhs.cast_mut()), Shared(rhs.cast_mut()));
@@ -247,20 +248,29 @@ struct Cut {
 /// Where a threaded product is better cut into one single-threaded product per core: when its
 /// sum is long and its output small (a weight's gradient, summed over every frame of a batch).
 /// gemm threads a product inside each block of 512 or more terms of the sum, so such a product
-/// forks and joins every core a hundred to a few thousand times: on 2 cores, a layer's
-/// gradient `[64, 65536] x [65536, 32]` took 3.5-5.0 ms threaded by gemm and 2.6-2.8 ms as
-/// two pieces, the GCN's `[16, 1.2M] x [1.2M, 5]` 8.1 ms and 4.5 ms.
+/// forks and joins every core a hundred to a few thousand times, or, with at most 256 outputs
+/// and both operands contiguous along the sum, runs on one core: on 2 cores, a layer's
+/// gradient `[64, 65536] x [65536, 32]` took 3.5-5.0 ms threaded by gemm and 2.6-2.8 ms as two
+/// pieces, the GCN's `[16, 1.2M] x [1.2M, 5]` (one core) 8.1 ms and 4.5 ms.
 ///
-/// The pieces give the whole's values bit for bit. gemm adds each output's terms in order,
-/// one block of the sum after another, whatever the threads, and a piece of rows or columns
-/// is summed the same way as long as gemm picks the same block length for it: it takes the
-/// length from the cache sizes (not the output's shape) unless both sides are at most 64, and
-/// then `min(k, 512)`; so every piece must be on the same side of that line as the whole. A
-/// side of one, or a sum of two terms, would take gemm's matrix-vector paths: never cut there.
-fn long_sum_cut([m, n, k]: [usize; 3], cores: usize) -> Option<Cut> {
+/// The pieces give the whole's values bit for bit, as long as gemm takes the same path for
+/// each piece as for the whole. On its general path gemm adds each output's terms in order,
+/// one block of the sum after another, whatever the threads; it takes the block length from
+/// the cache sizes (not the output's shape) unless both sides are at most 64, and then
+/// `min(k, 512)`, so every piece must be on the same side of that line as the whole. With at
+/// most 256 outputs and both operands contiguous along the sum (`k_contiguous`) gemm takes
+/// another path (eight partial sums per output, added as a tree): again every piece must be on
+/// the whole's side. A side of one, or a sum of two terms, would take gemm's matrix-vector
+/// paths: never cut there.
+fn long_sum_cut([m, n, k]: [usize; 3], k_contiguous: bool, cores: usize) -> Option<Cut> {
     const SHORT_SIDE: usize = 64;
-    let small = |m: usize, n: usize| m <= SHORT_SIDE && n <= SHORT_SIDE;
-    if cores < 2 || k < 16 * m.max(n) {
+    const FEW_OUTPUTS: usize = 256;
+    let path = |m: usize, n: usize| {
+        let small = m <= SHORT_SIDE && n <= SHORT_SIDE;
+        let dot_products = k_contiguous && m * n <= FEW_OUTPUTS;
+        (small, dot_products)
+    };
+    if cores < 2 || m.min(n) < 2 || k < 16 * m.max(n) {
         return None;
     }
     // Cut the longer side first: each piece then reads all of the other operand once.
@@ -268,10 +278,11 @@ fn long_sum_cut([m, n, k]: [usize; 3], cores: usize) -> Option<Cut> {
     sides.into_iter().find_map(|rows| {
         let (cut_side, other) = if rows { (m, n) } else { (n, m) };
         let length = cut_side.div_ceil(cores);
-        let pieces = cut_side.div_ceil(length.max(1));
+        let pieces = cut_side.div_ceil(length);
         let shortest = cut_side - (pieces - 1) * length;
-        let same_blocks = small(shortest, other) == small(m, n);
-        (pieces >= 2 && shortest >= 2 && same_blocks).then_some(Cut {
+        // The shortest piece is the first to cross a line (the others are as long or longer).
+        let same_path = path(shortest, other) == path(m, n);
+        (pieces >= 2 && shortest >= 2 && same_path).then_some(Cut {
             rows,
             length,
             pieces,
@@ -472,6 +483,8 @@ mod tests {
 
     /// Values of many magnitudes, so that any change in the order of additions shows.
     fn spread<Bk: Backend>(dims: [usize; 2], device: &Bk::Device) -> Tensor<Bk, 2> {
+        // The backend's RNG is shared with the seeded tests: draw while holding its lock.
+        let _rng = crate::model::test_util::rng_lock();
         Tensor::<Bk, 2>::random(dims, Distribution::Normal(0.0, 1.0), device)
             * Tensor::<Bk, 2>::random(dims, Distribution::Uniform(-5.0, 5.0), device).exp()
     }
@@ -533,51 +546,79 @@ mod tests {
             })
         };
         // The MLP's weight gradients at 8,192 frames, and the GCN's channel mix.
-        assert_eq!(long_sum_cut([350, 64, 65536], 2), cut(true, 175, 2));
-        assert_eq!(long_sum_cut([210, 64, 65536], 3), cut(true, 70, 3));
-        assert_eq!(long_sum_cut([16, 36, 1_236_288], 2), cut(false, 18, 2));
+        assert_eq!(long_sum_cut([350, 64, 65536], false, 2), cut(true, 175, 2));
+        assert_eq!(long_sum_cut([210, 64, 65536], false, 3), cut(true, 70, 3));
+        assert_eq!(
+            long_sum_cut([16, 36, 1_236_288], false, 2),
+            cut(false, 18, 2)
+        );
         // Both sides at most 64: any pieces keep gemm's block length.
-        assert_eq!(long_sum_cut([64, 32, 65536], 2), cut(true, 32, 2));
+        assert_eq!(long_sum_cut([64, 32, 65536], false, 2), cut(true, 32, 2));
         // 125 rows in two would be pieces of 63 and 62 beside 64 columns, which gemm would
         // sum in other blocks than the whole: columns instead.
-        assert_eq!(long_sum_cut([125, 64, 65536], 2), cut(false, 32, 2));
-        assert_eq!(long_sum_cut([96, 32, 65536], 2), cut(false, 16, 2));
-        assert_eq!(long_sum_cut([130, 40, 65536], 2), cut(true, 65, 2));
-        assert_eq!(long_sum_cut([128, 40, 65536], 2), cut(false, 20, 2));
+        assert_eq!(long_sum_cut([125, 64, 65536], false, 2), cut(false, 32, 2));
+        assert_eq!(long_sum_cut([96, 32, 65536], false, 2), cut(false, 16, 2));
+        assert_eq!(long_sum_cut([130, 40, 65536], false, 2), cut(true, 65, 2));
+        assert_eq!(long_sum_cut([128, 40, 65536], false, 2), cut(false, 20, 2));
         // Not cut: one core, a short sum, or pieces of one row or column (gemm's matrix-vector
         // paths) or too short to keep the block length.
-        assert_eq!(long_sum_cut([350, 64, 65536], 1), None);
-        assert_eq!(long_sum_cut([65536, 64, 350], 2), None);
-        assert_eq!(long_sum_cut([3, 2, 1000], 2), None);
-        assert_eq!(long_sum_cut([100, 1, 65536], 2), None);
-        assert_eq!(long_sum_cut([66, 1, 65536], 2), None);
+        assert_eq!(long_sum_cut([350, 64, 65536], false, 1), None);
+        assert_eq!(long_sum_cut([65536, 64, 350], false, 2), None);
+        assert_eq!(long_sum_cut([3, 2, 1000], false, 2), None);
+        assert_eq!(long_sum_cut([100, 1, 65536], false, 2), None);
+        assert_eq!(long_sum_cut([300, 1, 65536], true, 2), None);
+        assert_eq!(long_sum_cut([0, 8, 65536], false, 2), None);
+        // Operands contiguous along the sum (the GCN's gradients): at most 256 outputs take
+        // gemm's dot-product path, so pieces must stay on the whole's side of 256 too.
+        assert_eq!(
+            long_sum_cut([16, 36, 1_236_288], true, 2),
+            cut(false, 18, 2)
+        );
+        assert_eq!(long_sum_cut([16, 5, 1_236_288], true, 2), cut(true, 8, 2));
+        assert_eq!(long_sum_cut([64, 5, 65536], true, 2), None);
+        assert_eq!(long_sum_cut([16, 36, 65536], true, 3), None);
+        assert_eq!(long_sum_cut([16, 64, 65536], true, 4), None);
     }
 
     #[test]
     fn long_sums_cut_into_pieces_are_burns_bit_for_bit() {
         let device = Default::default();
-        // Sums longer than gemm's blocks (of 512 terms, or sized to the L1 cache), on both
-        // sides of its 64 line, as the layers' and the GCN's weight gradients.
-        let shapes = [[125, 64], [96, 32], [64, 32], [16, 36], [350, 8], [130, 40]];
-        for cores in [2, 3] {
+        // Sums longer than gemm's blocks (of 512 or 1,024 terms, or sized to the L1 cache), on
+        // both sides of its 64 line and of its 256 line, as the layers' and the GCN's weight
+        // gradients: `x^T x grad` with `x` read down its columns, and `grad x x^T` with both
+        // operands contiguous along the sum. Some of these are not cut (see above): they
+        // guard against a cut that would take another path than the whole.
+        let transposed = [[125, 64], [96, 32], [64, 32], [16, 36], [350, 8], [130, 40]];
+        let contiguous = [[64, 5], [16, 36], [16, 5], [16, 64], [64, 64], [300, 1]];
+        let mut cut = 0;
+        for cores in [2, 3, 4] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(cores)
                 .build()
                 .unwrap();
-            for [m, n] in shapes {
+            let cases = transposed.map(|s| (s, false)).into_iter();
+            for ([m, n], k_contiguous) in cases.chain(contiguous.map(|s| (s, true))) {
                 let k = (16 * m.max(n)).max(5000).max(12_500_000 / (m * n));
-                // The sum over rows of transposed views, as `x^T x grad`.
-                let lhs = spread::<Flex>([k, m], &device).transpose();
-                let rhs = spread::<Flex>([k, n + 3], &device).slice([0..k, 1..n + 1]);
-                assert!(long_sum_cut([m, n, k], cores).is_some(), "{m}x{n}x{k}");
+                let (lhs, rhs) = if k_contiguous {
+                    let rhs = spread::<Flex>([n, k], &device).transpose();
+                    (spread::<Flex>([m, k], &device), rhs)
+                } else {
+                    let lhs = spread::<Flex>([k, m], &device).transpose();
+                    (
+                        lhs,
+                        spread::<Flex>([k, n + 3], &device).slice([0..k, 1..n + 1]),
+                    )
+                };
+                cut += usize::from(long_sum_cut([m, n, k], k_contiguous, cores).is_some());
                 let ours = pool.install(|| matmul(lhs.clone(), rhs.clone()));
                 assert_eq!(
                     bits(ours),
                     bits(lhs.clone().matmul(rhs.clone())),
-                    "{m}x{n}x{k} on {cores} cores"
+                    "{m}x{n}x{k} on {cores} cores, contiguous along the sum: {k_contiguous}"
                 );
             }
         }
+        assert!(cut >= 20, "only {cut} of the products were cut");
     }
 
     #[test]

@@ -241,6 +241,8 @@ mod tests {
         [b, t, d]: [usize; 3],
         device: &Bk::Device,
     ) -> (Tensor<Bk, 3>, Tensor<Bk, 2>) {
+        // The backend's RNG is shared with the seeded tests: draw while holding its lock.
+        let _rng = crate::model::test_util::rng_lock();
         let dims = [b, t, d];
         let x = Tensor::<Bk, 3>::random(dims, Distribution::Normal(0.0, 1.0), device)
             * Tensor::<Bk, 3>::random(dims, Distribution::Uniform(-6.0, 6.0), device).exp();

@@ -140,6 +140,8 @@ mod tests {
     /// Values of many magnitudes (so the order of additions shows in the rounding), with
     /// exact zeros of either sign.
     fn spread<Bk: Backend, const D: usize>(dims: [usize; D], device: &Bk::Device) -> Tensor<Bk, D> {
+        // The backend's RNG is shared with the seeded tests: draw while holding its lock.
+        let _rng = crate::model::test_util::rng_lock();
         let x = Tensor::<Bk, D>::random(dims, Distribution::Normal(0.0, 1.0), device)
             * Tensor::<Bk, D>::random(dims, Distribution::Uniform(-6.0, 6.0), device).exp();
         x.clone().mask_fill(x.abs().lower_elem(0.05), -0.0)

@@ -223,6 +223,8 @@ mod tests {
         dims: [usize; 4],
         device: &Bk::Device,
     ) -> (Tensor<Bk, 4>, Tensor<Bk, 4>) {
+        // The backend's RNG is shared with the seeded tests: draw while holding its lock.
+        let _rng = crate::model::test_util::rng_lock();
         let [_, b, t, _] = dims;
         let h = Tensor::<Bk, 4>::random(dims, Distribution::Normal(0.0, 1.0), device)
             * Tensor::<Bk, 4>::random(dims, Distribution::Uniform(-6.0, 6.0), device).exp();
