@@ -54,7 +54,6 @@ fn peak_mib() -> f64 {
     xp::memory::peak_mib().unwrap_or(f64::NAN)
 }
 
-/// One case, in this process: prints one result line. `kind`: mlp, gcn or fused.
 /// One case on a backend: `on_device` picks it (`XP_BENCH_DEVICE`), so a CUDA run goes through
 /// the same start-up as `xp run --device cuda` (kernel caches, a clear error without a GPU).
 struct Case {
@@ -70,6 +69,7 @@ impl xp::device::BackendJob for Case {
     }
 }
 
+/// One case, in this process: prints one result line. `kind`: mlp, gcn or fused.
 fn case<B: AutodiffBackend>(kind: &str, frames: usize, device: &B::Device) {
     let steps = env_usize("XP_BENCH_STEPS", 3);
     let batch = env_usize("XP_BENCH_BATCH", 8);
